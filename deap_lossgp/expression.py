@@ -1,0 +1,291 @@
+"""Loss trees as text, Keras losses, formulas and standalone Python files.
+
+Every function here accepts a DEAP tree (an individual or a
+:class:`deap.gp.PrimitiveTree`) or its text, as printed by DEAP, e.g.
+``"neg(mul(y_true, log(y_pred)))"``.  Text is read by
+:func:`deap_lossgp.standalone.parse`, which never evaluates code, unlike
+:meth:`deap.gp.PrimitiveTree.from_string`.  Nothing walks a tree recursively,
+so trees of any height compile (DEAP's string-``eval`` based
+:func:`deap.gp.compile` fails beyond about 200 nesting levels).
+"""
+
+import hashlib
+import inspect
+
+import numpy
+from deap import gp
+
+from . import standalone
+from .standalone import ARGUMENTS, OPERATORS, parse
+
+__all__ = [
+    "to_text",
+    "program_of",
+    "from_string",
+    "compile_loss",
+    "evaluate_numpy",
+    "canonical_key",
+    "to_sympy",
+    "simplified",
+    "to_latex",
+    "to_python_source",
+    "probe_batch",
+]
+
+
+def program_of(tree):
+    """The prefix program of a tree or expression text.
+
+    :param tree: a DEAP tree, an expression string or a parsed program.
+    :returns: the list of ``(kind, value)`` entries of
+              :func:`deap_lossgp.standalone.parse`.
+    """
+    if isinstance(tree, str):
+        return parse(tree)
+    if tree and isinstance(tree[0], tuple):
+        return list(tree)
+    program = []
+    for node in tree:
+        if isinstance(node, gp.Primitive):
+            if node.name not in OPERATORS:
+                raise ValueError(f"primitive {node.name!r} is not a loss operator; use make_pset()")
+            program.append(("op", node.name))
+        elif node.value in ARGUMENTS:
+            program.append(("arg", node.value))
+        elif isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            program.append(("const", float(node.value)))
+        else:
+            raise ValueError(f"terminal {node.value!r} is neither y_true, y_pred nor a number; use make_pset()")
+    return program
+
+
+def _format(program):
+    parts = []
+    for kind, value in reversed(program):
+        if kind == "const":
+            parts.append(repr(value))
+        elif kind == "arg":
+            parts.append(value)
+        else:
+            arity = OPERATORS[value][0]
+            arguments = [parts.pop() for _ in range(arity)]
+            parts.append(f"{value}({', '.join(arguments)})")
+    return parts[0]
+
+
+def to_text(tree):
+    """The expression text of a tree (DEAP's format), normalised.
+
+    :param tree: a DEAP tree or an expression string.
+    :returns: the text, e.g. ``"neg(mul(y_true, log(y_pred)))"``.
+    """
+    return _format(program_of(tree))
+
+
+def from_string(text, pset):
+    """Build a tree of ``pset`` from expression text, without evaluating code.
+
+    Numbers become instances of the set's ephemeral constant (so mutations and
+    pickling treat them like generated constants).
+
+    :param text: the expression text.
+    :param pset: a primitive set from :func:`deap_lossgp.make_pset`.
+    :returns: a :class:`deap.gp.PrimitiveTree`.
+    :raises ValueError: on malformed text or an operator missing from ``pset``.
+    """
+    constant_class = next(
+        (t for t in pset.terminals[pset.ret] if isinstance(t, type) and issubclass(t, gp.Terminal)), None
+    )
+    nodes = []
+    for kind, value in parse(text):
+        if kind == "const":
+            if constant_class is None:
+                nodes.append(gp.Terminal(value, False, pset.ret))
+            else:
+                node = object.__new__(constant_class)
+                node.value = value
+                nodes.append(node)
+        elif value not in pset.mapping:
+            raise ValueError(f"{value!r} is not in the primitive set {pset.name!r}; add it to make_pset(operators=...)")
+        else:
+            nodes.append(pset.mapping[value])
+    return gp.PrimitiveTree(nodes)
+
+
+def evaluate_numpy(tree, y_true, y_pred):
+    """Element-wise values of a loss expression, computed with NumPy.
+
+    :param tree: a DEAP tree or an expression string.
+    :param y_true: one-hot labels, shape ``(batch, classes)``.
+    :param y_pred: predicted probabilities, same shape.
+    :returns: an array of ``y_pred``'s shape and dtype.
+    """
+    y_true = numpy.asarray(y_true)
+    y_pred = numpy.asarray(y_pred)
+    with numpy.errstate(all="ignore"):
+        return numpy.asarray(standalone.evaluate(program_of(tree), y_true.astype(y_pred.dtype), y_pred, numpy))
+
+
+def compile_loss(tree, name="evolved_loss"):
+    """Compile a tree into a Keras loss for ``model.compile(loss=...)``.
+
+    The expression is applied element-wise, averaged over classes and then
+    over the batch.  The result is a registered, serialisable
+    :class:`keras.losses.Loss` whose config holds the expression.
+
+    :param tree: a DEAP tree or an expression string.
+    :param name: the loss name Keras shows.
+    :returns: a ``deap_lossgp>ExpressionLoss`` instance.
+    """
+    return standalone.ExpressionLoss(expression=to_text(tree), name=name)
+
+
+def probe_batch(seed=0, batch=16, classes=10, dtype="float32"):
+    """A fixed batch of softmax predictions and one-hot labels.
+
+    :param seed: seed of the batch.
+    :param batch: number of samples.
+    :param classes: number of classes.
+    :param dtype: NumPy dtype of both arrays.
+    :returns: ``(y_true, y_pred)``.
+    """
+    rng = numpy.random.default_rng(seed)
+    logits = rng.normal(scale=2.0, size=(batch, classes))
+    y_pred = numpy.exp(logits) / numpy.exp(logits).sum(axis=1, keepdims=True)
+    y_true = numpy.eye(classes)[rng.integers(classes, size=batch)]
+    return y_true.astype(dtype), y_pred.astype(dtype)
+
+
+_KEY_PROBES = [probe_batch(seed=s, dtype="float64") for s in (101, 202)]
+
+
+def canonical_key(tree):
+    """A key shared by identical and by evidently equivalent trees.
+
+    Trees whose values agree (to 10 significant digits) on fixed random probe
+    batches share a key, so ``add(y_pred, y_true)`` and
+    ``add(y_true, y_pred)`` are evaluated once.  A tree with non-finite probe
+    values is keyed by its text.
+
+    :param tree: a DEAP tree or an expression string.
+    :returns: a string key.
+    """
+    program = program_of(tree)
+    with numpy.errstate(all="ignore"):
+        values = numpy.concatenate(
+            [numpy.ravel(standalone.evaluate(program, yt, yp, numpy)) for yt, yp in _KEY_PROBES]
+        )
+    if not numpy.all(numpy.isfinite(values)):
+        return "text:" + _format(program)
+    digest = hashlib.sha256(",".join(f"{v + 0.0:.9e}" for v in values).encode()).hexdigest()
+    return "probe:" + digest[:32]
+
+
+def to_sympy(tree):
+    """The nominal formula of a tree as a sympy expression.
+
+    Protected operators are shown as their plain counterparts (``div`` as
+    ``/``, ``log`` as ``log``...), which is how a reader thinks of them.
+
+    :param tree: a DEAP tree or an expression string.
+    :returns: a :class:`sympy.Expr` in the symbols ``y_true`` and ``y_pred``.
+    """
+    import sympy
+
+    symbols = {name: sympy.Symbol(name) for name in ARGUMENTS}
+    functions = {
+        "add": lambda a, b: a + b,
+        "sub": lambda a, b: a - b,
+        "mul": lambda a, b: a * b,
+        "div": lambda a, b: a / b,
+        "neg": lambda a: -a,
+        "sqrt": sympy.sqrt,
+        "log": sympy.log,
+        "exp": sympy.exp,
+        "sin": sympy.sin,
+        "cos": sympy.cos,
+    }
+    stack = []
+    for kind, value in reversed(program_of(tree)):
+        if kind == "const":
+            stack.append(sympy.Float(value))
+        elif kind == "arg":
+            stack.append(symbols[value])
+        else:
+            arity = OPERATORS[value][0]
+            stack.append(functions[value](*[stack.pop() for _ in range(arity)]))
+    return stack[0]
+
+
+# sympy.simplify grows quickly with the tree; bigger trees are only tidied.
+_SIMPLIFY_MAX_NODES = 60
+
+
+def _readable(tree, digits):
+    import sympy
+
+    program = program_of(tree)
+    expr = to_sympy(program)
+    if len(program) <= _SIMPLIFY_MAX_NODES:
+        expr = sympy.simplify(expr)
+    return expr.xreplace({f: sympy.Float(f, digits) for f in expr.atoms(sympy.Float)})
+
+
+def simplified(tree, digits=5):
+    """A simplified, human-readable formula of a tree.
+
+    :param tree: a DEAP tree or an expression string.
+    :param digits: significant digits of constants.
+    :returns: the formula as text, e.g. ``"-y_true*log(y_pred)"``.
+    """
+    return str(_readable(tree, digits))
+
+
+def to_latex(tree, digits=5):
+    """The simplified formula of a tree in LaTeX.
+
+    :param tree: a DEAP tree or an expression string.
+    :param digits: significant digits of constants.
+    :returns: LaTeX source (without ``$`` delimiters).
+    """
+    import sympy
+
+    return sympy.latex(_readable(tree, digits))
+
+
+def to_python_source(tree, class_name="EvolvedLoss", package="evolved_losses"):
+    """A standalone Python module defining the loss as a Keras loss class.
+
+    The module needs only NumPy and Keras; its class is registered for Keras
+    serialisation, its config holds the expression, and it defaults to this
+    tree, so ``model.compile(loss=EvolvedLoss())`` works after
+    ``from best_loss import EvolvedLoss``.
+
+    :param tree: a DEAP tree or an expression string.
+    :param class_name: name of the generated class (a Python identifier).
+    :param package: Keras serialisation package of the class.
+    :returns: the module's source code.
+    """
+    if not class_name.isidentifier():
+        raise ValueError(f"class_name must be a Python identifier, got {class_name!r}")
+    text = to_text(tree)
+    source = inspect.getsource(standalone)
+    replacements = {
+        "EXPRESSION = None\n": f"EXPRESSION = {text!r}\n",
+        'CLASS_NAME = "ExpressionLoss"\n': f"CLASS_NAME = {class_name!r}\n",
+        'PACKAGE = "deap_lossgp"\n': f"PACKAGE = {package!r}\n",
+    }
+    for old, new in replacements.items():
+        if old not in source:
+            raise RuntimeError(f"standalone module changed: {old.strip()!r} not found")
+        source = source.replace(old, new, 1)
+    header = (
+        f'"""Evolved loss, exported by deap_lossgp.\n\n'
+        f"Formula (protected operators shown plain): {simplified(text)}\n\n"
+        f"Usage::\n\n    from best_loss import {class_name}\n"
+        f"    model.compile(optimizer='adam', loss={class_name}(), metrics=['accuracy'])\n"
+        f'"""\n'
+    )
+    return header + source[source.index('"""', 3) + 3:].lstrip("\n")
+
+
