@@ -139,7 +139,7 @@ def limitTree(max_height=None, max_size=None):
             too_high = max_height is not None and child.height > max_height
             too_big = max_size is not None and len(child) > max_size
             if too_high or too_big:
-                child[:] = before
+                child[0:len(child)] = before
             return (child,)
 
         return wrapper

@@ -56,7 +56,8 @@ def check_validity(tree, low=1e-5, high=1e5, check_gradient=True):
         if required not in arguments:
             return False, f"the expression does not use {required}"
     y_true, y_pred = _PROBE
-    loss = float(numpy.mean(evaluate_numpy(program, y_true, y_pred)))
+    with numpy.errstate(all="ignore"):
+        loss = float(numpy.mean(evaluate_numpy(program, y_true, y_pred)))
     if not numpy.isfinite(loss):
         return False, f"the loss on the probe batch is {loss}"
     if not low <= abs(loss) <= high:

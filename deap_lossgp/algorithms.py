@@ -1,0 +1,461 @@
+"""Evolutionary algorithms of the thesis, written the way DEAP writes
+:func:`deap.algorithms.eaSimple`.
+
+:func:`eaSampleTournament` is the thesis's Algorithm 1 (sample tournament plus
+new-random-parent crossover); :func:`eaNGL` is its baseline, the GP algorithm
+of the "Next Generation Loss" paper. Both use the same toolbox aliases, so a
+comparison runs them on copies of one initial population and swaps only the
+function::
+
+    toolbox.register("select", selSampleTournament, sample_size=6)
+    toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.5)
+    toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
+    toolbox.register("mutate_point", mutOnePoint, pset=pset)
+    toolbox.register("evaluate", LossFitness(...))
+
+    population = toolbox.population(n=8)
+    baseline = [toolbox.clone(ind) for ind in population]
+    eaNGL(baseline, toolbox, ngen=4)
+    eaSampleTournament(population, toolbox, ngen=4)
+
+Both algorithms
+
+* evaluate only individuals without a valid fitness, through ``toolbox.map``,
+  and never pay twice for an evaluation when ``toolbox.evaluate`` keeps a cache
+  (see :func:`evaluate_individuals`);
+* record ``gen``, ``nevals`` (evaluations run), ``ncached`` (evaluations saved
+  by the cache), ``time`` (wall-clock seconds of the generation) and the
+  *stats* fields in a :class:`deap.tools.Logbook`;
+* write a checkpoint after every generation and resume from it when given
+  ``checkpoint=path`` (see :mod:`deap_lossgp.checkpoint`; checkpoints are
+  pickles, so resume only from files you trust).
+
+All their randomness comes from Python's global :mod:`random` generator, as in
+DEAP: seed it (``random.seed(n)``) for a reproducible search.
+"""
+
+import functools
+import os
+import random
+import time
+from operator import attrgetter
+
+import numpy
+from deap import tools
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+__all__ = ["eaSampleTournament", "eaNGL", "evaluate_individuals", "caching_evaluator", "default_n_parents"]
+
+#: Logbook fields written before the statistics' fields.
+LOG_FIELDS = ["gen", "nevals", "ncached", "time"]
+
+
+def default_n_parents(population_size):
+    """The thesis's number of parents per generation, N = G/2 = 3P/8.
+
+    :param population_size: The population size P.
+    :returns: ``max(1, 3 * P // 8)``.
+    """
+    return max(1, (3 * population_size) // 8)
+
+
+def caching_evaluator(toolbox):
+    """The evaluator behind ``toolbox.evaluate`` if it keeps an evaluation cache.
+
+    An evaluator keeps a cache when it has a ``key(individual)`` method and a
+    ``cache`` mapping from those keys to fitness values, like
+    :class:`~deap_lossgp.fitness.LossFitness`. A :func:`functools.partial` is
+    looked through (``.func``).
+
+    :param toolbox: The toolbox with an ``evaluate`` alias.
+    :returns: The evaluator object, or ``None`` for a plain function.
+    """
+    evaluator = toolbox.evaluate
+    while isinstance(evaluator, functools.partial):
+        evaluator = evaluator.func
+    if callable(getattr(evaluator, "key", None)) and hasattr(evaluator, "cache"):
+        return evaluator
+    return None
+
+
+def evaluate_individuals(individuals, toolbox):
+    """Set the fitness of *individuals* through ``toolbox.map(toolbox.evaluate, ...)``.
+
+    When ``toolbox.evaluate`` keeps a cache (see :func:`caching_evaluator`),
+    individuals whose key is cached take the cached fitness, individuals that
+    share a key are evaluated once, and every new result is stored in the
+    cache, in this process, whichever backend ran it. Otherwise every
+    individual is evaluated.
+
+    :param individuals: The individuals to evaluate (their fitness is set in
+                        place, valid or not).
+    :param toolbox: A :class:`~deap.base.Toolbox` with ``evaluate`` and ``map``.
+    :returns: ``(nevals, ncached)``: evaluations run and evaluations saved.
+    """
+    evaluator = caching_evaluator(toolbox)
+    if evaluator is None:
+        fitnesses = toolbox.map(toolbox.evaluate, individuals)
+        count = 0
+        for ind, fit in zip(individuals, fitnesses):
+            ind.fitness.values = fit
+            count += 1
+        return count, 0
+    cache = evaluator.cache
+    pending = {}
+    ncached = 0
+    for ind in individuals:
+        key = evaluator.key(ind)
+        if key in cache:
+            ind.fitness.values = cache[key]
+            ncached += 1
+        elif key in pending:
+            pending[key].append(ind)
+            ncached += 1
+        else:
+            pending[key] = [ind]
+    fitnesses = toolbox.map(toolbox.evaluate, [group[0] for group in pending.values()])
+    for (key, group), fit in zip(pending.items(), fitnesses):
+        cache[key] = fit
+        for ind in group:
+            ind.fitness.values = fit
+    return len(pending), ncached
+
+
+def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=0.3, mutpb_point=0.1,
+                       stats=None, halloffame=None, verbose=__debug__, checkpoint=None):
+    """The thesis's efficiency-oriented GP (Algorithm 1): each generation only
+    the best of a random sample of the population reproduce.
+
+    :param population: A list of individuals (evolved in place).
+    :param toolbox: A :class:`~deap.base.Toolbox` that contains the evolution
+                    operators.
+    :param ngen: The number of generations.
+    :param n_parents: The number N of parents (and children) per generation;
+                      default ``max(1, 3P/8)``, half of the thesis's sample
+                      size G = 3P/4 (see :func:`default_n_parents`).
+    :param mutpb_subtree: The probability M_ST of a subtree mutation of a child.
+    :param mutpb_point: The probability M_N of a one-point mutation of a child.
+    :param stats: A :class:`~deap.tools.Statistics` object that is updated
+                  inplace, optional.
+    :param halloffame: A :class:`~deap.tools.HallOfFame` object that will
+                       contain the best individuals, optional.
+    :param verbose: Whether or not to log the statistics.
+    :param checkpoint: A file path, optional. The state is saved there after
+                       every generation and, if the file exists when the
+                       algorithm starts, the run resumes from it (a pickle:
+                       only resume from files you trust; see
+                       :mod:`deap_lossgp.checkpoint`).
+    :returns: The final population
+    :returns: A :class:`~deap.tools.Logbook` with the statistics of the
+              evolution
+    :raises ValueError: on bad parameters.
+    :raises ~deap_lossgp.checkpoint.CheckpointError: if *checkpoint* exists but
+              is corrupt or was written by another algorithm or parameter set
+              (the file is left untouched).
+
+    The pseudocode goes as follow, with P the population size and N
+    *n_parents* ::
+
+        evaluate(population)
+        for g in range(ngen):
+            parents = select(population, N)
+            offspring = []
+            for parent in parents:
+                child, = mate(clone(parent), parents)
+                if random() < mutpb_subtree:
+                    child, = mutate_subtree(child)
+                if random() < mutpb_point:
+                    child, = mutate_point(child)
+                offspring.append(child)
+            evaluate(offspring)
+            population = best P of (population + offspring)
+
+    The algorithm first evaluates the individuals of *population* with an
+    invalid fitness. Each generation, ``toolbox.select(population, N)`` picks
+    the parents: registered as
+    :func:`~deap_lossgp.operators.selSampleTournament` with ``sample_size``
+    G = 3P/4, it returns the N best of G individuals drawn uniformly. Every
+    parent is cloned and crossed by ``toolbox.mate(child, parents)``:
+    registered as :func:`~deap_lossgp.operators.cxNewRandomParent` with
+    ``pb`` = Cr = 0.5, the donor of the subtree is another parent with
+    probability Cr, otherwise a new random tree. The child then undergoes
+    ``toolbox.mutate_subtree`` with probability *mutpb_subtree* and
+    ``toolbox.mutate_point`` with probability *mutpb_point* (each returning a
+    1-tuple, as DEAP's mutations do). The N children are evaluated, the hall of
+    fame is updated with them, and the P best individuals of parents and
+    children form the next population (:func:`deap.tools.selBest`). Only the
+    N children are evaluated each generation, where a generational algorithm
+    evaluates about P.
+
+    This function expects the :meth:`toolbox.select`, :meth:`toolbox.mate`,
+    :meth:`toolbox.mutate_subtree`, :meth:`toolbox.mutate_point`,
+    :meth:`toolbox.evaluate`, :meth:`toolbox.clone` and :meth:`toolbox.map`
+    aliases to be registered in the toolbox (a :class:`~deap.base.Toolbox`
+    provides ``clone`` and ``map``).
+    """
+    size = _check_common(population, ngen, mutpb_subtree, mutpb_point)
+    if n_parents is None:
+        n_parents = default_n_parents(size)
+    if not isinstance(n_parents, int) or not 1 <= n_parents <= size:
+        raise ValueError(
+            f"n_parents must be an integer between 1 and the population size {size}, got {n_parents!r}; "
+            f"leave it None for the thesis's 3P/8"
+        )
+    params = {"population_size": size, "n_parents": n_parents,
+              "mutpb_subtree": mutpb_subtree, "mutpb_point": mutpb_point}
+    run = _Run("eaSampleTournament", params, population, toolbox, stats, halloffame, verbose, checkpoint, None)
+
+    for gen in range(run.start(), ngen + 1):
+        started = time.perf_counter()
+        parents = toolbox.select(population, n_parents)
+        offspring = []
+        for parent in parents:
+            (child,) = toolbox.mate(toolbox.clone(parent), parents)
+            if random.random() < mutpb_subtree:
+                (child,) = toolbox.mutate_subtree(child)
+            if random.random() < mutpb_point:
+                (child,) = toolbox.mutate_point(child)
+            del child.fitness.values
+            offspring.append(child)
+
+        nevals, ncached = evaluate_individuals(offspring, toolbox)
+        if halloffame is not None:
+            halloffame.update(offspring)
+        population[:] = tools.selBest(population + offspring, size)
+        run.finish_generation(gen, nevals, ncached, started)
+
+    return population, run.logbook
+
+
+def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_point=0.1, reevaluate=False,
+          archive=None, stats=None, halloffame=None, verbose=__debug__, checkpoint=None):
+    """The GP algorithm of the "Next Generation Loss" paper, as the thesis
+    describes it (its baseline): the whole population reproduces every
+    generation, and eliminated individuals go to an archive that supplies
+    crossover partners.
+
+    :param population: A list of individuals (evolved in place).
+    :param toolbox: A :class:`~deap.base.Toolbox` that contains the evolution
+                    operators (the same as for :func:`eaSampleTournament`).
+    :param ngen: The number of generations.
+    :param cxpb_archive: The probability that a child's crossover partner
+                         comes from the archive rather than the population
+                         (the sources do not give NGL's value; 0.5 mirrors
+                         the thesis's Cr).
+    :param mutpb_subtree: The probability of a subtree mutation of a child.
+    :param mutpb_point: The probability of a one-point mutation of a child.
+    :param reevaluate: Whether to evaluate the surviving population again at
+                       the end of every generation, as the thesis's summary
+                       of NGL says. Default ``False``: a fitness trained with
+                       fixed seeds returns the same value again, so it would
+                       only cost P more trainings per generation; and the
+                       thesis's timing ratio (ours takes 36-42 % of NGL's
+                       time, close to N/P = 3/8) matches NGL evaluating about
+                       P trees per generation, not 2P. When ``True``, the
+                       survivors are evaluated again bypassing the evaluation
+                       cache (counted in ``nevals``) and take the new values,
+                       for a noisy fitness.
+    :param archive: A list that receives the eliminated individuals (the
+                    archive), optional; pass your own list to inspect it
+                    after the run. It is extended in place.
+    :param stats: A :class:`~deap.tools.Statistics` object that is updated
+                  inplace, optional.
+    :param halloffame: A :class:`~deap.tools.HallOfFame` object that will
+                       contain the best individuals, optional.
+    :param verbose: Whether or not to log the statistics.
+    :param checkpoint: A file path, optional; see :func:`eaSampleTournament`.
+                       The archive is saved too.
+    :returns: The final population
+    :returns: A :class:`~deap.tools.Logbook` with the statistics of the
+              evolution
+    :raises ValueError: on bad parameters.
+    :raises ~deap_lossgp.checkpoint.CheckpointError: if *checkpoint* exists but
+              is corrupt or was written by another algorithm or parameter set.
+
+    The pseudocode goes as follow, with P the population size ::
+
+        evaluate(population)
+        for g in range(ngen):
+            offspring = []
+            for ind in population:
+                if archive and random() < cxpb_archive:
+                    mates = archive
+                else:
+                    mates = population
+                child, = mate(clone(ind), mates, pb=1.0)
+                if random() < mutpb_subtree:
+                    child, = mutate_subtree(child)
+                if random() < mutpb_point:
+                    child, = mutate_point(child)
+                offspring.append(child)
+            evaluate(offspring)
+            if reevaluate:
+                evaluate(population)
+            ranked = sort (population + offspring) by fitness, best first
+            population = ranked[:P]
+            archive += ranked[P:]
+
+    Every member of the population is cloned and crossed over once per
+    generation. The partner comes from the archive with probability
+    *cxpb_archive* (once the archive is not empty), otherwise from the
+    population. The algorithm reuses the toolbox's registered ``mate``
+    (:func:`~deap_lossgp.operators.cxNewRandomParent`) and calls it as
+    ``toolbox.mate(child, mates, pb=1.0)``: overriding ``pb`` makes it always
+    draw its donor from *mates* (falling back to a new random tree only when
+    *mates* holds nothing but copies of the child), so NGL's crossover is a
+    subtree crossover with an archived or a current individual, never with a
+    new random tree. Mutation is as in :func:`eaSampleTournament`. The P
+    children are evaluated, the hall of fame is updated, and the lowest-scoring
+    P of parents and children move to the archive, which keeps the population
+    size. NGL thus evaluates P new trees per generation where
+    :func:`eaSampleTournament` evaluates N = 3P/8.
+
+    This function expects the :meth:`toolbox.mate`,
+    :meth:`toolbox.mutate_subtree`, :meth:`toolbox.mutate_point`,
+    :meth:`toolbox.evaluate`, :meth:`toolbox.clone` and :meth:`toolbox.map`
+    aliases to be registered in the toolbox.
+    """
+    size = _check_common(population, ngen, mutpb_subtree, mutpb_point)
+    _check_probability("cxpb_archive", cxpb_archive)
+    if archive is None:
+        archive = []
+    params = {"population_size": size, "cxpb_archive": cxpb_archive, "mutpb_subtree": mutpb_subtree,
+              "mutpb_point": mutpb_point, "reevaluate": bool(reevaluate)}
+    run = _Run("eaNGL", params, population, toolbox, stats, halloffame, verbose, checkpoint, archive)
+
+    for gen in range(run.start(), ngen + 1):
+        started = time.perf_counter()
+        offspring = []
+        for ind in population:
+            # Always draw, so the random stream does not depend on the archive.
+            from_archive = random.random() < cxpb_archive
+            mates = archive if from_archive and archive else population
+            (child,) = toolbox.mate(toolbox.clone(ind), mates, pb=1.0)
+            if random.random() < mutpb_subtree:
+                (child,) = toolbox.mutate_subtree(child)
+            if random.random() < mutpb_point:
+                (child,) = toolbox.mutate_point(child)
+            del child.fitness.values
+            offspring.append(child)
+
+        nevals, ncached = evaluate_individuals(offspring, toolbox)
+        if reevaluate:
+            fitnesses = toolbox.map(toolbox.evaluate, population)
+            for ind, fit in zip(population, fitnesses):
+                ind.fitness.values = fit
+            nevals += size
+        if halloffame is not None:
+            halloffame.update(offspring)
+        ranked = sorted(population + offspring, key=attrgetter("fitness"), reverse=True)
+        population[:] = ranked[:size]
+        archive.extend(ranked[size:])
+        run.finish_generation(gen, nevals, ncached, started)
+
+    return population, run.logbook
+
+
+def _check_probability(name, value):
+    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+
+
+def _check_common(population, ngen, mutpb_subtree, mutpb_point):
+    if len(population) == 0:
+        raise ValueError("the population is empty; create it with toolbox.population(n=...)")
+    if not isinstance(ngen, int) or ngen < 0:
+        raise ValueError(f"ngen must be a non-negative integer, got {ngen!r}")
+    _check_probability("mutpb_subtree", mutpb_subtree)
+    _check_probability("mutpb_point", mutpb_point)
+    return len(population)
+
+
+class _Run:
+    """Logbook, statistics, hall of fame and checkpoint bookkeeping shared by
+    the algorithms."""
+
+    def __init__(self, algorithm, params, population, toolbox, stats, halloffame, verbose, checkpoint, archive):
+        self.algorithm = algorithm
+        self.params = dict(params, halloffame_size=None if halloffame is None else halloffame.maxsize)
+        self.population = population
+        self.toolbox = toolbox
+        self.stats = stats
+        self.halloffame = halloffame
+        self.verbose = verbose
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+        self.archive = archive
+        self.logbook = tools.Logbook()
+        self.logbook.header = LOG_FIELDS + (stats.fields if stats else [])
+
+    def start(self):
+        """Resume from the checkpoint or evaluate the initial population;
+        return the first generation to run."""
+        if self.checkpoint is not None and os.path.exists(self.checkpoint):
+            generation = self._resume()
+            if self.verbose:
+                # Show the whole history, header included, on resume.
+                self.logbook.buffindex = 0
+                print(self.logbook.stream)
+            return generation
+        started = time.perf_counter()
+        invalid = [ind for ind in self.population if not ind.fitness.valid]
+        nevals, ncached = evaluate_individuals(invalid, self.toolbox)
+        if self.halloffame is not None:
+            self.halloffame.update(self.population)
+        self.finish_generation(0, nevals, ncached, started)
+        return 1
+
+    def finish_generation(self, gen, nevals, ncached, started):
+        """Record generation *gen* in the logbook and save the checkpoint."""
+        record = self.stats.compile(self.population) if self.stats else {}
+        self.logbook.record(gen=gen, nevals=nevals, ncached=ncached,
+                            time=time.perf_counter() - started, **record)
+        if self.verbose:
+            print(self.logbook.stream)
+        if self.checkpoint is not None:
+            save_checkpoint(self.checkpoint, self._state(gen + 1))
+
+    def _state(self, generation):
+        evaluator = caching_evaluator(self.toolbox)
+        return {
+            "algorithm": self.algorithm,
+            "params": self.params,
+            "generation": generation,
+            "population": list(self.population),
+            "halloffame": None if self.halloffame is None else (list(self.halloffame.items),
+                                                               list(self.halloffame.keys)),
+            "logbook": self.logbook,
+            "archive": [] if self.archive is None else list(self.archive),
+            "random_state": random.getstate(),
+            "numpy_random_state": numpy.random.get_state(),
+            "cache": None if evaluator is None else dict(evaluator.cache),
+        }
+
+    def _resume(self):
+        state = load_checkpoint(self.checkpoint)
+        if state.get("algorithm") != self.algorithm:
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint!r} was written by {state.get('algorithm')!r}, not "
+                f"{self.algorithm!r}; pass another checkpoint path to start a new run"
+            )
+        if state.get("params") != self.params:
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint!r} was written with parameters {state.get('params')!r}, "
+                f"this run has {self.params!r}; resume with the same parameters or pass another "
+                f"checkpoint path"
+            )
+        self.population[:] = state["population"]
+        if self.halloffame is not None:
+            items, keys = state["halloffame"]
+            self.halloffame.clear()
+            self.halloffame.items.extend(items)
+            self.halloffame.keys.extend(keys)
+        if self.archive is not None:
+            self.archive[:] = state["archive"]
+        self.logbook = state["logbook"]
+        random.setstate(state["random_state"])
+        numpy.random.set_state(state["numpy_random_state"])
+        evaluator = caching_evaluator(self.toolbox)
+        if evaluator is not None and state["cache"]:
+            evaluator.cache.update(state["cache"])
+        return state["generation"]

@@ -1,0 +1,253 @@
+"""Train one model with one loss on one task, reproducibly.
+
+Every call builds the model from the same seed, so every candidate loss and
+the cross-entropy baseline start from the same weights and see the same
+batches in the same order (common random numbers): fitness differences are
+the loss's, not the seed's.  Training stops early and cleanly on a non-finite
+value, on divergence and, optionally, when the training accuracy stays at
+chance level.  Python's and NumPy's global random states are restored
+afterwards, so DEAP's random stream is untouched, and the Keras session is
+cleared so that many evaluations in one process do not accumulate memory.
+
+The setup follows the NGL paper: Adam and
+``ReduceLROnPlateau(monitor='val_accuracy', factor=0.2, patience=5, min_lr=1e-4)``.
+"""
+
+import contextlib
+import math
+import random
+import time
+import warnings
+
+import numpy as np
+
+from .models import build_model
+
+__all__ = [
+    "STOP_REASONS",
+    "configure_tensorflow",
+    "seeded",
+    "chance_threshold",
+    "train_model",
+]
+
+#: Why training ended: ``completed`` is the only success.
+STOP_REASONS = ("completed", "nan", "diverged", "chance")
+
+# Threads requested by the first configure_tensorflow call, to warn only on a real conflict.
+_configured_threads = None
+
+
+def configure_tensorflow(threads=0):
+    """Set TensorFlow's thread pools and enable deterministic ops.
+
+    Call it before TensorFlow runs its first operation (e.g. as a worker
+    process's initializer).  Thread pools cannot change afterwards: then the
+    call only warns, unless the pools already have the requested size.
+
+    :param threads: intra- and inter-op threads; ``0`` lets TensorFlow choose
+                    (all cores).  Fix it to get bit-identical results across
+                    machines and process layouts.
+    :returns: ``None``.
+    :raises ValueError: if ``threads`` is negative.
+    """
+    global _configured_threads
+    import tensorflow as tf
+
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads must be a non-negative integer (0 = TensorFlow's choice), got {threads!r}")
+    tf.config.experimental.enable_op_determinism()
+    if threads == _configured_threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        _configured_threads = threads
+    except RuntimeError:
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        if current != threads:
+            warnings.warn(
+                f"TensorFlow is already running with {current or 'default'} threads; cannot switch to "
+                f"{threads or 'default'}. Call configure_tensorflow() before any TensorFlow operation.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        _configured_threads = current
+
+
+@contextlib.contextmanager
+def seeded(seed):
+    """Seed Python, NumPy, TensorFlow and Keras, restoring Python's and NumPy's global states afterwards.
+
+    :param seed: the seed for :func:`keras.utils.set_random_seed`.
+    :returns: a context manager.
+    """
+    import keras
+
+    python_state = random.getstate()
+    numpy_state = np.random.get_state()
+    try:
+        keras.utils.set_random_seed(int(seed))
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
+def chance_threshold(labels, num_classes):
+    """The training accuracy below which a model is indistinguishable from guessing.
+
+    It is the majority-class rate plus three standard errors of an accuracy
+    measured on ``len(labels)`` samples.
+
+    :param labels: integer training labels.
+    :param num_classes: number of classes.
+    :returns: the threshold in ``[0, 1]``.
+    """
+    rate = float(np.bincount(labels, minlength=num_classes).max()) / len(labels)
+    return min(1.0, rate + 3.0 * math.sqrt(rate * (1.0 - rate) / len(labels)))
+
+
+def _dataset(x, y, num_classes, pixel_max, batch_size, shuffle_seed=None):
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle_seed is not None:
+        data = data.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    scale = 1.0 / float(pixel_max)
+
+    def prepare(images, labels):
+        return tf.cast(images, tf.float32) * scale, tf.one_hot(labels, num_classes)
+
+    return data.batch(batch_size).map(prepare).prefetch(tf.data.AUTOTUNE)
+
+
+def _guard_callback(threshold, chance_after, divergence_factor):
+    import keras
+
+    class TrainingGuard(keras.callbacks.Callback):
+        # Stops training with a reason; Keras finishes the current step cleanly.
+
+        def __init__(self):
+            super().__init__()
+            self.reason = "completed"
+            self.detail = None
+            self._scale = None
+
+        def _stop(self, reason, detail):
+            if self.reason == "completed":
+                self.reason, self.detail = reason, detail
+            self.model.stop_training = True
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is None:
+                return
+            if not math.isfinite(loss):
+                self._stop("nan", f"training loss became {loss} at step {batch}")
+            elif self._scale is None:
+                self._scale = max(abs(loss), 1.0)
+            elif abs(loss) > divergence_factor * self._scale:
+                self._stop("diverged", f"training loss {loss:.4g} exceeds {divergence_factor:g} x its start")
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            bad = sorted(name for name, value in logs.items() if name != "learning_rate" and not math.isfinite(value))
+            if bad:
+                self._stop("nan", f"non-finite {', '.join(bad)} after epoch {epoch + 1}")
+            elif chance_after and epoch + 1 >= chance_after and logs.get("accuracy", 1.0) <= threshold:
+                self._stop(
+                    "chance",
+                    f"training accuracy {logs['accuracy']:.4f} at chance level (<= {threshold:.4f}) "
+                    f"after epoch {epoch + 1}",
+                )
+
+    return TrainingGuard()
+
+
+def _finite_or_nan(value):
+    value = float(value)
+    return value if math.isfinite(value) else float("nan")
+
+
+def train_model(
+    loss,
+    data,
+    model="small_cnn",
+    epochs=5,
+    batch_size=32,
+    learning_rate=1e-3,
+    seed=0,
+    chance_after=1,
+    divergence_factor=1e4,
+    evaluate_test=False,
+):
+    """Train a fresh model with ``loss`` and measure it.
+
+    :param loss: anything ``model.compile(loss=...)`` accepts (a Keras loss,
+                 a function of ``(y_true, y_pred)`` with one-hot labels and
+                 probabilities, or a loss name).
+    :param data: the task's :class:`~deap_lossgp.fitness.datasets.TaskData`.
+    :param model: a model name or ``"package.module:function"`` (see :mod:`.models`).
+    :param epochs: maximum number of epochs.
+    :param batch_size: samples per step.
+    :param learning_rate: Adam's initial learning rate.
+    :param seed: seed of the initial weights, the dropout masks and the batch order.
+    :param chance_after: stop when the training accuracy is still at chance
+                         level (:func:`chance_threshold`) at the end of this
+                         epoch or any later one; ``0`` never stops for that.
+    :param divergence_factor: stop when the magnitude of the running training
+                              loss exceeds this multiple of its first value
+                              (at least 1).
+    :param evaluate_test: also measure the trained model on the held-out test split.
+    :returns: a JSON-ready dict: ``history`` (per epoch ``loss``, ``accuracy``,
+              ``ce``, ``val_loss``, ``val_accuracy``, ``val_ce``,
+              ``learning_rate``), the final ``val_loss`` (the model's own
+              loss), ``val_accuracy``, ``val_ce`` (its cross-entropy),
+              ``best_val_accuracy``, ``epochs``, ``time`` (seconds),
+              ``stop_reason`` (one of :data:`STOP_REASONS`), ``stop_detail``
+              and, if asked, ``test_loss``, ``test_accuracy``, ``test_ce``.
+    """
+    import keras
+
+    start = time.perf_counter()
+    keras.backend.clear_session(free_memory=False)
+    with seeded(seed):
+        network = build_model(model, data.input_shape, data.num_classes)
+        network.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+            loss=loss,
+            metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name="ce")],
+        )
+        train = _dataset(data.x_train, data.y_train, data.num_classes, data.pixel_max, batch_size, shuffle_seed=seed)
+        val = _dataset(data.x_val, data.y_val, data.num_classes, data.pixel_max, batch_size)
+        guard = _guard_callback(chance_threshold(data.y_train, data.num_classes), chance_after, divergence_factor)
+        reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.2, patience=5, min_lr=1e-4)
+        history = network.fit(train, validation_data=val, epochs=epochs, callbacks=[reduce_lr, guard], verbose=0)
+        record = {
+            "history": {
+                name: [_finite_or_nan(v) for v in values]
+                for name, values in history.history.items()
+            },
+        }
+        if evaluate_test and guard.reason == "completed":
+            test = _dataset(data.x_test, data.y_test, data.num_classes, data.pixel_max, batch_size)
+            measured = network.evaluate(test, verbose=0, return_dict=True)
+            record.update({f"test_{name}": _finite_or_nan(measured[name]) for name in ("loss", "accuracy", "ce")})
+    del network
+    keras.backend.clear_session()
+    epochs_history = record["history"]
+    val_accuracy = epochs_history.get("val_accuracy") or [float("nan")]
+    record.update(
+        {
+            "val_loss": (epochs_history.get("val_loss") or [float("nan")])[-1],
+            "val_accuracy": val_accuracy[-1],
+            "val_ce": (epochs_history.get("val_ce") or [float("nan")])[-1],
+            "best_val_accuracy": max(val_accuracy),
+            "epochs": len(epochs_history.get("loss", [])),
+            "time": time.perf_counter() - start,
+            "stop_reason": guard.reason,
+            "stop_detail": guard.detail,
+        }
+    )
+    return record

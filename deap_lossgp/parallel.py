@@ -1,0 +1,285 @@
+"""Pluggable ``map`` functions for parallel fitness evaluation.
+
+DEAP algorithms evaluate through ``toolbox.map(toolbox.evaluate, individuals)``;
+register one of these maps to choose where the evaluations run::
+
+    from deap_lossgp.parallel import get_map
+
+    with get_map("process", workers=4) as pmap:
+        toolbox.register("map", pmap)
+        population, logbook = eaSampleTournament(population, toolbox, ngen=12)
+
+Backends:
+
+``"serial"``
+    every evaluation in this process, one after the other.
+``"process"``
+    a local pool of worker processes (:mod:`concurrent.futures`) started with
+    the ``spawn`` method, because TensorFlow is not fork-safe once initialised.
+    It opens no network port; this is the safe local default.
+``"scoop"``
+    `SCOOP <https://github.com/soravux/scoop>`_'s ``futures.map``, for several
+    machines: start the program with ``python -m scoop -n 8 my_search.py`` or
+    ``python -m scoop --hostfile hosts my_search.py``. SCOOP's root process runs
+    evaluations too.
+
+.. warning::
+
+   SCOOP's broker listens on all network interfaces and its workers exchange
+   pickles, and unpickling data can execute arbitrary code. Anyone who can reach
+   the broker's ports can run code on every worker. Use the ``"scoop"`` backend
+   on trusted networks only (a cluster's private network, or a firewall that
+   limits the ports to the participating hosts); use ``"process"`` on a single
+   machine.
+
+What every backend guarantees:
+
+* Results come back in the order of the inputs, so the same seed gives the same
+  logbook and best tree under every backend.
+* An evaluation never changes the caller's random state: Python's :mod:`random`
+  and NumPy's global generator are saved before and restored after every call.
+  This matters because SCOOP's root process and the serial backend evaluate in
+  the process that runs the algorithm, and Keras's ``set_random_seed`` reseeds
+  both generators.
+* Individuals that are :class:`deap.gp.PrimitiveTree` subclasses (your
+  :mod:`deap.creator` classes) are sent to workers as plain
+  :class:`deap.gp.PrimitiveTree` objects with the same nodes, so workers need
+  neither your creator classes nor the script that defines them. The evaluator
+  therefore receives a plain tree (its fitness is set by the algorithm, not by
+  the evaluator). Other individuals are sent unchanged and must be picklable.
+* Each worker sets TensorFlow's thread pools once, before its first evaluation,
+  so that the workers of one machine share its cores instead of each using all
+  of them (see :func:`get_map`'s *tf_threads*). The evaluator (for example
+  :class:`~deap_lossgp.fitness.LossFitness`) is sent with the tasks; it keeps
+  the datasets it loads in its process, so each worker loads them once.
+"""
+
+import concurrent.futures
+import multiprocessing
+import os
+import random
+
+import numpy
+from deap import gp
+
+__all__ = ["BACKENDS", "get_map", "SerialMap", "ProcessMap", "ScoopMap", "portable"]
+
+BACKENDS = ("serial", "process", "scoop")
+
+
+def get_map(backend="serial", workers=None, tf_threads="auto"):
+    """Make a ``map`` function to register as ``toolbox.map``.
+
+    :param backend: ``"serial"``, ``"process"`` or ``"scoop"`` (see the module
+                    documentation).
+    :param workers: Number of worker processes for ``"process"`` (default: the
+                    number of CPU cores). Ignored by ``"serial"``; for
+                    ``"scoop"`` the number of workers is SCOOP's ``-n``.
+    :param tf_threads: TensorFlow intra-op threads per worker: an :class:`int`,
+                       ``"auto"`` (the machine's cores divided by the workers,
+                       at least 1) or ``None`` to leave TensorFlow's defaults
+                       (no TensorFlow import, for evaluators that do not train).
+                       With ``"scoop"`` across several machines, ``"auto"``
+                       divides each host's cores by the total number of
+                       workers; pass the number explicitly if hosts differ.
+                       Ignored by ``"serial"``.
+    :returns: A :class:`SerialMap`, :class:`ProcessMap` or :class:`ScoopMap`:
+              called like the built-in :func:`map` (returning a :class:`list`),
+              with :meth:`close` and usable as a context manager.
+    :raises ValueError: on an unknown backend, a bad worker or thread count, or
+                        ``"scoop"`` when the program was not started with
+                        ``python -m scoop``.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown map backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive integer or None, got {workers!r}")
+    if not (tf_threads is None or tf_threads == "auto"
+            or (isinstance(tf_threads, int) and tf_threads >= 1)):
+        raise ValueError(f"tf_threads must be a positive integer, 'auto' or None, got {tf_threads!r}")
+    if backend == "serial":
+        return SerialMap()
+    if backend == "process":
+        return ProcessMap(workers=workers, tf_threads=tf_threads)
+    return ScoopMap(tf_threads=tf_threads)
+
+
+def portable(individual):
+    """Return what is sent to a worker for *individual*.
+
+    :param individual: An individual about to be evaluated.
+    :returns: A plain :class:`deap.gp.PrimitiveTree` with the same nodes if
+              *individual* is a :class:`~deap.gp.PrimitiveTree`, otherwise
+              *individual* itself.
+    """
+    if isinstance(individual, gp.PrimitiveTree) and type(individual) is not gp.PrimitiveTree:
+        return gp.PrimitiveTree(individual)
+    return individual
+
+
+class _Task:
+    """Picklable wrapper that runs one evaluation in a worker with the random
+    state preserved and TensorFlow's threads configured first."""
+
+    def __init__(self, function, tf_threads):
+        self.function = function
+        self.tf_threads = tf_threads
+
+    def __call__(self, item):
+        if self.tf_threads is not None:
+            _configure_process(self.tf_threads)
+        python_state = random.getstate()
+        numpy_state = numpy.random.get_state()
+        try:
+            return self.function(item)
+        finally:
+            random.setstate(python_state)
+            numpy.random.set_state(numpy_state)
+
+
+_configured_threads = None
+
+
+def _configure_process(tf_threads):
+    """Set TensorFlow's thread pools once per process."""
+    global _configured_threads
+    if _configured_threads is not None:
+        return
+    if tf_threads == "auto":
+        tf_threads = _scoop_auto_threads()
+    from deap_lossgp.fitness.training import configure_tensorflow
+
+    configure_tensorflow(tf_threads)
+    _configured_threads = tf_threads
+
+
+def _scoop_auto_threads():
+    import scoop
+
+    size = getattr(scoop, "SIZE", None) or 1
+    return max(1, (os.cpu_count() or 1) // size)
+
+
+def _init_worker(tf_threads):
+    """Process-pool initializer: configure the worker before any task."""
+    if tf_threads is not None:
+        _configure_process(tf_threads)
+
+
+class _MapBase:
+    """Context-manager plumbing shared by the map classes."""
+
+    def close(self):
+        """Release the map's workers (nothing to do for this backend).
+
+        :returns: None
+        """
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+
+class SerialMap(_MapBase):
+    """Evaluate in the calling process, in order, preserving its random state."""
+
+    def __call__(self, function, iterable):
+        """Apply *function* to every item.
+
+        :param function: The evaluation function (``toolbox.evaluate``).
+        :param iterable: The individuals.
+        :returns: A :class:`list` of results in input order.
+        """
+        task = _Task(function, None)
+        return [task(item) for item in iterable]
+
+
+class ProcessMap(_MapBase):
+    """Evaluate in a pool of local worker processes started with ``spawn``.
+
+    The pool starts on the first call and lives until :meth:`close`, so each
+    worker loads its datasets and initialises TensorFlow once for the whole
+    run. Worker processes re-import your main module (the ``spawn`` start
+    method), so keep a script's work under ``if __name__ == "__main__":``.
+
+    :param workers: Number of processes (default: the number of CPU cores).
+    :param tf_threads: TensorFlow threads per worker: an :class:`int`,
+                       ``"auto"`` (cores // workers, at least 1) or ``None``.
+    """
+
+    def __init__(self, workers=None, tf_threads="auto"):
+        self.workers = workers or os.cpu_count() or 1
+        if tf_threads == "auto":
+            tf_threads = max(1, (os.cpu_count() or 1) // self.workers)
+        self.tf_threads = tf_threads
+        self._executor = None
+
+    def __call__(self, function, iterable):
+        """Apply *function* to every item in the worker processes.
+
+        :param function: The evaluation function; it must be picklable (a
+                         module-level function, a :func:`functools.partial` of
+                         one, or an object such as
+                         :class:`~deap_lossgp.fitness.LossFitness`).
+        :param iterable: The individuals.
+        :returns: A :class:`list` of results in input order.
+        """
+        items = [portable(item) for item in iterable]
+        if not items:
+            return []
+        if self._executor is None:
+            self._executor = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.tf_threads,),
+            )
+        # The initializer has configured TensorFlow already: tasks skip it.
+        return list(self._executor.map(_Task(function, None), items))
+
+    def close(self):
+        """Shut the worker processes down.
+
+        :returns: None
+        """
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+class ScoopMap(_MapBase):
+    """Evaluate with SCOOP's ``futures.map`` (needs ``python -m scoop``).
+
+    See the module documentation for SCOOP's security caveat.
+
+    :param tf_threads: TensorFlow threads per worker: an :class:`int`,
+                       ``"auto"`` (the host's cores // SCOOP's worker count, at
+                       least 1) or ``None``.
+    :raises ValueError: if the program was not started with ``python -m scoop``.
+    """
+
+    def __init__(self, tf_threads="auto"):
+        import scoop
+
+        if not scoop.IS_RUNNING:
+            raise ValueError(
+                "the 'scoop' map backend needs the program to be started with "
+                "`python -m scoop [-n WORKERS] [--hostfile HOSTS] your_script.py`; "
+                "use the 'process' backend for a single machine"
+            )
+        self.tf_threads = tf_threads
+
+    def __call__(self, function, iterable):
+        """Apply *function* to every item on SCOOP's workers.
+
+        :param function: The evaluation function; it must be picklable.
+        :param iterable: The individuals.
+        :returns: A :class:`list` of results in input order.
+        """
+        from scoop import futures
+
+        items = [portable(item) for item in iterable]
+        return list(futures.map(_Task(function, self.tf_threads), items))

@@ -1,0 +1,283 @@
+"""eaSampleTournament and eaNGL with a cheap deterministic fitness (fast), and
+once end to end with the real ``quick`` fitness (slow).
+
+The helpers at the top (``cheap_fitness``, ``CachingFitness``,
+``build_toolbox``, ``comparable``) are shared by the parallel and checkpoint
+tests, which import this module.
+"""
+
+import functools
+import random
+
+import numpy
+import pytest
+from deap import base, creator, gp, tools
+
+from deap_lossgp.algorithms import (
+    caching_evaluator,
+    default_n_parents,
+    eaNGL,
+    eaSampleTournament,
+    evaluate_individuals,
+)
+from deap_lossgp.expression import canonical_key, evaluate_numpy, probe_batch
+from deap_lossgp.operators import add_bloat_limits, cxNewRandomParent, mutOnePoint, selSampleTournament
+from deap_lossgp.primitives import make_pset
+from deap_lossgp.validity import check_validity, initValid
+
+creator.create("FitnessCheap", base.Fitness, weights=(1.0, 1.0))
+creator.create("IndividualCheap", gp.PrimitiveTree, fitness=creator.FitnessCheap)
+
+_PROBE_TRUE, _PROBE_PRED = probe_batch(seed=7, batch=32)
+_PROBE_CE = -numpy.sum(_PROBE_TRUE * numpy.log(_PROBE_PRED), axis=1)
+
+
+def cheap_fitness(individual):
+    """A deterministic stand-in for training: how well the candidate ranks
+    probe samples like cross-entropy does. Returns ``(wins, score)`` like
+    LossFitness (wins: 1 if positively correlated)."""
+    per_sample = numpy.mean(evaluate_numpy(individual, _PROBE_TRUE, _PROBE_PRED), axis=1)
+    if not numpy.all(numpy.isfinite(per_sample)) or numpy.std(per_sample) == 0:
+        return 0.0, float("-inf")
+    corr = float(numpy.corrcoef(per_sample, _PROBE_CE)[0, 1])
+    return float(corr > 0), corr
+
+
+class CachingFitness:
+    """cheap_fitness behind the evaluation-cache protocol of LossFitness
+    (``key(individual)`` and a ``cache`` mapping), counting its calls."""
+
+    def __init__(self):
+        self.cache = {}
+        self.calls = 0
+
+    def key(self, individual):
+        return canonical_key(individual)
+
+    def __call__(self, individual):
+        self.calls += 1
+        return cheap_fitness(individual)
+
+
+def build_toolbox(population_size=8, evaluate=cheap_fitness, map_=map):
+    """A toolbox registered by hand, as the thesis's defaults, with validity
+    checks that skip the (TensorFlow) gradient test to stay fast."""
+    pset = make_pset()
+    toolbox = base.Toolbox()
+    toolbox.register("expr", gp.genHalfAndHalf, pset=pset, min_=1, max_=3)
+    toolbox.register("individual", initValid, creator.IndividualCheap, toolbox.expr,
+                     check=functools.partial(check_validity, check_gradient=False))
+    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
+    toolbox.register("select", selSampleTournament, sample_size=(3 * population_size) // 4)
+    toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.5)
+    toolbox.register("expr_mut", gp.genFull, pset=pset, min_=0, max_=2)
+    toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
+    toolbox.register("mutate_point", mutOnePoint, pset=pset)
+    add_bloat_limits(toolbox, max_height=17)
+    toolbox.register("evaluate", evaluate)
+    toolbox.register("map", map_)
+    return toolbox
+
+
+def make_stats():
+    stats = tools.Statistics(lambda ind: ind.fitness.values[1])
+    stats.register("max", numpy.max)
+    stats.register("avg", numpy.mean)
+    return stats
+
+
+def comparable(logbook):
+    """Logbook records without the wall time."""
+    return [{k: v for k, v in record.items() if k != "time"} for record in logbook]
+
+
+def run(algorithm, seed, population_size=8, ngen=3, evaluate=cheap_fitness, **kwargs):
+    random.seed(seed)
+    toolbox = build_toolbox(population_size, evaluate)
+    population = toolbox.population(n=population_size)
+    hof = tools.HallOfFame(1)
+    kwargs.setdefault("verbose", False)
+    population, logbook = algorithm(population, toolbox, ngen=ngen, stats=make_stats(), halloffame=hof, **kwargs)
+    return population, logbook, hof
+
+
+def test_default_n_parents_is_three_eighths_of_p():
+    assert default_n_parents(8) == 3
+    assert default_n_parents(16) == 6
+    assert default_n_parents(4) == 1
+    assert default_n_parents(1) == 1
+
+
+def test_sample_tournament_evaluates_n_children_and_keeps_p():
+    population, logbook, _ = run(eaSampleTournament, seed=1, population_size=8, ngen=4)
+    assert len(population) == 8
+    assert logbook.select("gen") == [0, 1, 2, 3, 4]
+    assert logbook.select("nevals") == [8, 3, 3, 3, 3]
+    assert logbook.select("ncached") == [0] * 5
+    assert all(t >= 0 for t in logbook.select("time"))
+    assert logbook.header == ["gen", "nevals", "ncached", "time", "max", "avg"]
+    assert all(ind.fitness.valid for ind in population)
+
+
+def test_sample_tournament_is_elitist_and_updates_hall_of_fame():
+    population, logbook, hof = run(eaSampleTournament, seed=2, ngen=5)
+    best = logbook.select("max")
+    assert best == sorted(best)
+    assert hof[0].fitness.values == max(ind.fitness.values for ind in population)
+    assert [ind.fitness.values for ind in population] == sorted(
+        (ind.fitness.values for ind in population), reverse=True)
+
+
+def test_sample_tournament_calls_the_toolbox_as_documented():
+    calls = []
+    random.seed(3)
+    toolbox = build_toolbox(8)
+    for alias in ("select", "mate", "mutate_subtree", "mutate_point"):
+        original = getattr(toolbox, alias)
+
+        def spy(*args, _name=alias, _original=original, **kwargs):
+            calls.append((_name, args, kwargs))
+            return _original(*args, **kwargs)
+
+        setattr(toolbox, alias, spy)
+    population = toolbox.population(n=8)
+    eaSampleTournament(population, toolbox, ngen=1, mutpb_subtree=1.0, mutpb_point=1.0, verbose=False)
+    names = [name for name, _, _ in calls]
+    assert names == ["select"] + ["mate", "mutate_subtree", "mutate_point"] * 3
+    _, (pool, k), _ = calls[0]
+    assert k == 3 and len(pool) == 8
+    for name, args, kwargs in calls[1:]:
+        if name == "mate":
+            child, mates = args
+            assert len(mates) == 3 and kwargs == {}
+            assert all(child is not mate for mate in mates)
+
+
+def test_ngl_evaluates_p_per_generation_and_fills_the_archive():
+    archive = []
+    population, logbook, _ = run(eaNGL, seed=4, population_size=8, ngen=3, archive=archive)
+    assert len(population) == 8
+    assert logbook.select("nevals") == [8, 8, 8, 8]
+    assert len(archive) == 3 * 8
+    worst_kept = min(ind.fitness for ind in population)
+    assert all(ind.fitness <= worst_kept for ind in archive[-8:])
+
+
+def test_ngl_reevaluation_is_optional_and_counted():
+    _, logbook, _ = run(eaNGL, seed=4, population_size=8, ngen=2, reevaluate=True)
+    assert logbook.select("nevals") == [8, 16, 16]
+
+
+def test_ngl_crosses_with_archive_or_population_only():
+    random.seed(5)
+    toolbox = build_toolbox(8)
+    fresh = []
+    original_new_parent = toolbox.mate.keywords["new_parent"]
+
+    def counting_new_parent():
+        fresh.append(1)
+        return original_new_parent()
+
+    toolbox.register("mate", cxNewRandomParent, new_parent=counting_new_parent, pb=0.5)
+    seen = []
+    mate = toolbox.mate
+
+    def spy(child, mates, **kwargs):
+        seen.append(kwargs)
+        return mate(child, mates, **kwargs)
+
+    toolbox.mate = spy
+    population = toolbox.population(n=8)
+    eaNGL(population, toolbox, ngen=2, verbose=False)
+    assert seen == [{"pb": 1.0}] * 16
+    # A new random donor only when every candidate mate is a copy of the child.
+    assert len(fresh) <= 2
+
+
+@pytest.mark.parametrize("algorithm", [eaSampleTournament, eaNGL])
+def test_same_seed_same_search(algorithm):
+    pop_a, log_a, hof_a = run(algorithm, seed=11)
+    pop_b, log_b, hof_b = run(algorithm, seed=11)
+    assert comparable(log_a) == comparable(log_b)
+    assert [str(ind) for ind in pop_a] == [str(ind) for ind in pop_b]
+    assert str(hof_a[0]) == str(hof_b[0])
+    _, log_c, _ = run(algorithm, seed=12)
+    assert comparable(log_a) != comparable(log_c)
+
+
+def test_algorithms_share_one_toolbox_and_initial_population():
+    random.seed(21)
+    toolbox = build_toolbox(8)
+    population = toolbox.population(n=8)
+    baseline = [toolbox.clone(ind) for ind in population]
+    _, ngl_log = eaNGL(baseline, toolbox, ngen=4, verbose=False)
+    _, ours_log = eaSampleTournament(population, toolbox, ngen=4, verbose=False)
+    assert ngl_log[0]["nevals"] == ours_log[0]["nevals"] == 8
+    ratio = sum(ours_log.select("nevals")[1:]) / sum(ngl_log.select("nevals")[1:])
+    assert ratio == 3 / 8
+
+
+def test_cache_saves_evaluations_but_not_results():
+    evaluator = CachingFitness()
+    population, logbook, _ = run(eaSampleTournament, seed=31, ngen=6, evaluate=evaluator)
+    nevals, ncached = logbook.select("nevals"), logbook.select("ncached")
+    assert [n + c for n, c in zip(nevals, ncached)] == [8] + [3] * 6
+    assert evaluator.calls == sum(nevals) == len(evaluator.cache)
+    for ind in population:
+        assert evaluator.cache[canonical_key(ind)] == ind.fitness.values
+    # The cache changes the cost, never the search.
+    _, plain_log, _ = run(eaSampleTournament, seed=31, ngen=6)
+    assert [{k: v for k, v in r.items() if k not in ("nevals", "ncached")} for r in comparable(logbook)] == \
+        [{k: v for k, v in r.items() if k not in ("nevals", "ncached")} for r in comparable(plain_log)]
+
+
+def test_evaluate_individuals_deduplicates_equivalent_trees():
+    pset = make_pset()
+    evaluator = CachingFitness()
+    toolbox = base.Toolbox()
+    toolbox.register("evaluate", functools.partial(evaluator))
+    assert caching_evaluator(toolbox) is evaluator
+    texts = ["add(y_true, y_pred)", "add(y_pred, y_true)", "mul(y_true, log(y_pred))", "add(y_true, y_pred)"]
+    individuals = [creator.IndividualCheap(gp.PrimitiveTree.from_string(t, pset)) for t in texts]
+    assert evaluate_individuals(individuals, toolbox) == (2, 2)
+    assert evaluator.calls == 2
+    assert individuals[0].fitness.values == individuals[1].fitness.values == individuals[3].fitness.values
+    assert evaluate_individuals([toolbox.clone(individuals[2])], toolbox) == (0, 1)
+    assert evaluator.calls == 2
+
+
+def test_plain_function_is_not_a_caching_evaluator():
+    toolbox = build_toolbox(4)
+    assert caching_evaluator(toolbox) is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_parents": 0}, "n_parents"),
+    ({"n_parents": 9}, "n_parents"),
+    ({"mutpb_point": 1.5}, "mutpb_point"),
+    ({"mutpb_subtree": -0.1}, "mutpb_subtree"),
+    ({"ngen": -1}, "ngen"),
+])
+def test_bad_parameters_are_clear_errors(kwargs, message):
+    random.seed(0)
+    toolbox = build_toolbox(8)
+    population = toolbox.population(n=8)
+    kwargs.setdefault("ngen", 1)
+    with pytest.raises(ValueError, match=message):
+        eaSampleTournament(population, toolbox, verbose=False, **kwargs)
+
+
+def test_ngl_bad_archive_probability():
+    random.seed(0)
+    toolbox = build_toolbox(4)
+    with pytest.raises(ValueError, match="cxpb_archive"):
+        eaNGL(toolbox.population(n=4), toolbox, ngen=1, cxpb_archive=2, verbose=False)
+    with pytest.raises(ValueError, match="empty"):
+        eaNGL([], toolbox, ngen=1, verbose=False)
+
+
+def test_verbose_prints_the_logbook(capsys):
+    run(eaSampleTournament, seed=41, ngen=2, verbose=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["gen", "nevals", "ncached", "time", "max", "avg"]
+    assert [line.split()[0] for line in lines[1:]] == ["0", "1", "2"]

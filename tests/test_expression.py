@@ -1,0 +1,154 @@
+import random
+
+import numpy as np
+import pytest
+from deap import gp
+
+from deap_lossgp import compile_loss, from_string, make_pset, simplified, to_latex, to_python_source, to_text
+from deap_lossgp.expression import canonical_key, evaluate_numpy, to_sympy
+
+PSET = make_pset()
+
+
+def nested(height):
+    """A tree of the given height alternating unary and binary operators."""
+    text = "y_pred"
+    for level in range(height):
+        text = f"add(y_true, {text})" if level % 2 else f"sin({text})"
+    return text
+
+
+def test_text_round_trip_of_random_trees():
+    random.seed(0)
+    for _ in range(200):
+        tree = gp.PrimitiveTree(gp.genHalfAndHalf(PSET, 1, 6))
+        back = from_string(str(tree), PSET)
+        assert str(back) == str(tree) == to_text(tree)
+        y_true, y_pred = np.eye(3, dtype=np.float32), np.full((3, 3), 0.3, np.float32)
+        np.testing.assert_array_equal(evaluate_numpy(back, y_true, y_pred), evaluate_numpy(tree, y_true, y_pred))
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "__import__('os').system('echo pwned')",
+        "exec('1')",
+        "add(y_true, y_pred); import os",
+        "lambda: 0",
+        "add(y_true, y_pred.__class__)",
+        "open('/etc/passwd')",
+        "y_true[0]",
+        "",
+        "add(y_true)",
+        "add(y_true, y_pred, y_pred)",
+        "add(y_true, y_pred",
+        "add(y_true, y_pred) y_pred",
+    ],
+)
+def test_hostile_or_malformed_text_is_a_clear_error(hostile):
+    with pytest.raises(ValueError) as error:
+        from_string(hostile, PSET)
+    assert len(str(error.value)) > 10
+
+
+def test_operator_missing_from_pset_is_reported():
+    with pytest.raises(ValueError, match="not in the primitive set"):
+        from_string("div(y_true, y_pred)", make_pset(operators=("add",)))
+
+
+def test_ngl_tree_gives_the_reference_value():
+    import keras
+
+    y_true = np.array([[0, 1, 0], [1, 0, 0]], np.float32)
+    y_pred = np.array([[0.2, 0.7, 0.1], [0.5, 0.3, 0.2]], np.float32)
+    tree = from_string("sub(exp(sub(2.4092, mul(y_pred, add(1.0, y_true)))), cos(cos(sin(y_pred))))", PSET)
+    loss = compile_loss(tree)
+    assert float(loss(y_true, y_pred)) == pytest.approx(6.633026, abs=1e-5)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert restored.expression == str(tree)
+    assert float(restored(y_true, y_pred)) == pytest.approx(6.633026, abs=1e-5)
+
+
+def test_sparse_labels_are_one_hot_encoded():
+    y_pred = np.array([[0.2, 0.7, 0.1], [0.5, 0.3, 0.2]], np.float32)
+    loss = compile_loss("neg(mul(y_true, log(y_pred)))")
+    dense = float(loss(np.array([[0, 1, 0], [1, 0, 0]], np.float32), y_pred))
+    assert float(loss(np.array([1, 0]), y_pred)) == pytest.approx(dense)
+
+
+def test_deap_compile_fails_on_deep_trees_where_ours_does_not():
+    deep = from_string(nested(400), PSET)
+    with pytest.raises((SyntaxError, RecursionError, MemoryError)):
+        gp.compile(deep, PSET)
+    y_true, y_pred = np.eye(4, dtype=np.float32), np.full((4, 4), 0.25, np.float32)
+    assert np.all(np.isfinite(float(compile_loss(deep)(y_true, y_pred))))
+
+
+def test_height_100_tree_compiles_and_trains_one_epoch():
+    import keras
+
+    tree = from_string(nested(100), PSET)
+    assert tree.height == 100
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    y = keras.utils.to_categorical(rng.integers(3, size=64), 3)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss=compile_loss(tree))
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_canonical_key_identifies_equivalent_trees_only():
+    assert canonical_key("add(y_true, y_pred)") == canonical_key("add(y_pred, y_true)")
+    assert canonical_key("mul(y_true, y_pred)") == canonical_key(from_string("mul(y_pred, y_true)", PSET))
+    assert canonical_key("neg(neg(y_pred))") == canonical_key("y_pred")
+    assert canonical_key("add(y_true, y_pred)") != canonical_key("sub(y_true, y_pred)")
+    assert canonical_key("mul(0.5, y_pred)") != canonical_key("mul(0.5000001, y_pred)")
+
+
+def test_formulas_sympy_latex():
+    import sympy
+
+    expr = to_sympy("neg(mul(y_true, log(y_pred)))")
+    y_true, y_pred = sympy.symbols("y_true y_pred")
+    assert sympy.simplify(expr + y_true * sympy.log(y_pred)) == 0
+    assert simplified("add(y_pred, y_pred)") == "2*y_pred"
+    assert "\\log" in to_latex("neg(mul(y_true, log(y_pred)))")
+    assert simplified(nested(100))  # large trees are tidied, not simplified, and still print
+
+
+def test_standalone_source_imports_without_deap_lossgp(tmp_path):
+    import subprocess
+    import sys
+
+    source = to_python_source("sub(exp(sub(2.4092, mul(y_pred, add(1.0, y_true)))), cos(cos(sin(y_pred))))")
+    (tmp_path / "best_loss.py").write_text(source)
+    script = (
+        "import sys, builtins\n"
+        "real_import = builtins.__import__\n"
+        "def guard(name, *a, **k):\n"
+        "    if name.startswith('deap'):\n"
+        "        raise ImportError('deap is not allowed here')\n"
+        "    return real_import(name, *a, **k)\n"
+        "builtins.__import__ = guard\n"
+        "import numpy as np, keras\n"
+        "from best_loss import EvolvedLoss\n"
+        "loss = EvolvedLoss()\n"
+        "y_true = np.array([[0, 1, 0], [1, 0, 0]], 'float32')\n"
+        "y_pred = np.array([[0.2, 0.7, 0.1], [0.5, 0.3, 0.2]], 'float32')\n"
+        "again = keras.losses.deserialize(keras.losses.serialize(loss))\n"
+        "print(float(loss(y_true, y_pred)), float(again(y_true, y_pred)), type(again).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, second, name = out.stdout.split()[-3:]
+    assert float(first) == pytest.approx(6.633026, abs=1e-5) == float(second)
+    assert name == "EvolvedLoss"
+
+
+def test_bad_class_name_rejected():
+    with pytest.raises(ValueError, match="identifier"):
+        to_python_source("add(y_true, y_pred)", class_name="not valid")
