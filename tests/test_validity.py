@@ -18,7 +18,7 @@ creator.create("ValInd", gp.PrimitiveTree, fitness=creator.ValFit)
         ("mul(1e-09, mul(y_true, y_pred))", "outside"),
         ("mul(1e+09, exp(add(y_true, y_pred)))", "outside"),
         ("add(y_true, sin(mul(0.0, y_pred)))", "zero"),
-        ("mul(y_true, mul(exp(exp(add(y_pred, 3.0))), exp(exp(add(y_pred, 3.0)))))", "loss on the probe"),
+        ("mul(y_true, mul(exp(exp(add(y_pred, 5.0))), exp(exp(add(y_pred, 5.0)))))", "loss on the probe"),
         ("add(y_true, y_pred", "unreadable"),
     ],
 )
