@@ -1,0 +1,253 @@
+"""The ``deap-lossgp`` command.
+
+``deap-lossgp evolve`` (no arguments) searches on the bundled digits data with
+the ``quick`` preset; see ``deap-lossgp <command> --help`` for each command.
+Errors in the arguments or the configuration print one clear line and exit
+with status 2, without a traceback.
+"""
+
+import argparse
+import datetime
+import json
+import pathlib
+import sys
+
+__all__ = ["main", "build_parser"]
+
+
+class CommandError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _parse_assignment(text):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def _add_preset_arguments(parser):
+    parser.add_argument("--preset", default="quick", help="named configuration: quick (default), paper-small, paper-large")
+    parser.add_argument("--epochs", type=int, help="training epochs per evaluation (overrides the preset)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", type=_parse_assignment, default=[], metavar="FIELD=VALUE",
+        help="override any preset field, e.g. --set metric=accuracy --set batch_size=32 (repeatable)",
+    )
+
+
+def build_parser():
+    """Build the argument parser.
+
+    :returns: an :class:`argparse.ArgumentParser`.
+    """
+    parser = argparse.ArgumentParser(
+        prog="deap-lossgp", description="Evolve loss functions for image classification with genetic programming."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    evolve = commands.add_parser("evolve", help="run a loss-function search", description="Run a loss-function search.")
+    _add_preset_arguments(evolve)
+    evolve.add_argument("--algorithm", default="sample-tournament", choices=["sample-tournament", "ngl"],
+                        help="thesis Algorithm 1 (default) or the NGL baseline")
+    evolve.add_argument("--population", type=int, help="population size P (preset default: 8)")
+    evolve.add_argument("--generations", type=int, help="number of generations")
+    evolve.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
+    evolve.add_argument("--backend", default="process", choices=["serial", "process", "scoop"],
+                        help="how evaluations run: a local process pool (default), serially, or SCOOP "
+                             "(start with python -m scoop)")
+    evolve.add_argument("--workers", type=int, help="worker processes for --backend process (default: CPU cores)")
+    evolve.add_argument("--output", type=pathlib.Path, help="run directory (default: runs/<time>-<preset>-<algorithm>)")
+    evolve.add_argument("--quiet", action="store_true", help="no progress bar or logbook lines")
+
+    resume = commands.add_parser("resume", help="continue a stopped search", description="Continue a stopped search.")
+    resume.add_argument("run_dir", type=pathlib.Path)
+    resume.add_argument("--quiet", action="store_true")
+
+    evaluate = commands.add_parser("evaluate", help="train with one loss and compare it to cross-entropy",
+                                   description="Train with one loss expression and compare it to cross-entropy.")
+    evaluate.add_argument("expression", help='e.g. "neg(mul(y_true, log(y_pred)))" or a reference name (ngl, focal...)')
+    _add_preset_arguments(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print the full record as JSON")
+
+    export = commands.add_parser("export", help="export the best loss of a run", description="Export the best loss of a run.")
+    export.add_argument("run_dir", type=pathlib.Path)
+    export.add_argument("--format", choices=["py", "json", "latex"], default="py")
+    export.add_argument("--output", type=pathlib.Path, help="file to write (default: standard output)")
+
+    show = commands.add_parser("show", help="summarise a run", description="Summarise a run directory.")
+    show.add_argument("run_dir", type=pathlib.Path)
+
+    return parser
+
+
+def _overrides(args):
+    overrides = dict(args.overrides)
+    for name in ("epochs", "population", "generations"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return overrides
+
+
+def _cmd_evolve(args):
+    from .runner import make_config, run_search
+
+    config = make_config(preset=args.preset, algorithm=args.algorithm, seed=args.seed, backend=args.backend,
+                         workers=args.workers, **_overrides(args))
+    output = args.output or pathlib.Path("runs") / (
+        f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{args.preset}-{args.algorithm}-seed{args.seed}"
+    )
+    if (output / "config.json").exists():
+        raise CommandError(f"{output} already holds a run; use 'deap-lossgp resume {output}' or another --output")
+    print(f"run directory: {output}")
+    _finish(run_search(output, config, progress=not args.quiet, verbose=not args.quiet), output)
+
+
+def _cmd_resume(args):
+    from .rundir import RunDirectory
+    from .runner import run_search
+
+    config = RunDirectory(args.run_dir).read_config()
+    _finish(run_search(args.run_dir, config, progress=not args.quiet, verbose=not args.quiet), args.run_dir)
+
+
+def _finish(result, output):
+    best = result[3]
+    print(f"best loss: {best['expression']}")
+    print(f"formula:   {best['formula']}")
+    print(f"fitness:   wins={best['fitness'][0]:g}, improvement={best['fitness'][1]:.4g}")
+    print(f"use it:    from best_loss import EvolvedLoss  (file: {pathlib.Path(output) / 'best_loss.py'})")
+
+
+def _cmd_evaluate(args):
+    from .fitness import LossFitness
+    from .losses import REFERENCE_EXPRESSIONS
+
+    expression = REFERENCE_EXPRESSIONS.get(args.expression, args.expression)
+    from .standalone import parse
+
+    parse(expression)  # a malformed expression is an argument error, before any training
+    fitness = LossFitness(preset=args.preset, **_overrides(args))
+    record = fitness.evaluate_detailed(expression)
+    if args.json:
+        print(json.dumps(record, indent=2, default=str))
+        return
+    print(format_record(record))
+
+
+def format_record(record):
+    """Format an evaluation record as a per-task table.
+
+    :param record: a dict from :meth:`LossFitness.evaluate_detailed`.
+    :returns: the table as text.
+    """
+    lines = [f"expression: {record['expression']}"]
+    tasks = record.get("tasks") or []
+    header = f"{'task':<24}{'val acc':>9}{'CE acc':>9}{'val loss':>11}{'CE(val)':>10}{'base CE':>10}{'improv.':>10}  stop"
+    if tasks:
+        lines += [header, "-" * len(header)]
+    for task in tasks:
+        lines.append(
+            f"{task['task']:<24}{_num(task.get('val_accuracy')):>9}{_num(task.get('baseline_val_accuracy')):>9}"
+            f"{_num(task.get('val_loss')):>11}{_num(task.get('val_ce')):>10}{_num(task.get('baseline_val_ce')):>10}"
+            f"{_num(task.get('improvement')):>10}  {task.get('stop_reason', '')}"
+        )
+    fitness = record.get("fitness")
+    lines.append(f"metric: {record.get('metric')}   wins: {fitness[0]:g}   fitness (average improvement): {fitness[1]:.4g}")
+    if record.get("reason"):
+        lines.append(f"reason: {record['reason']}")
+    return "\n".join(lines)
+
+
+def _num(value):
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _cmd_export(args):
+    from .expression import to_latex, to_python_source
+    from .rundir import RunDirectory
+
+    run = RunDirectory(args.run_dir)
+    if not run.best.exists():
+        raise CommandError(f"{args.run_dir} has no best.json yet; finish the run with 'deap-lossgp resume {args.run_dir}'")
+    best = json.loads(run.best.read_text())
+    if args.format == "py":
+        text = to_python_source(best["expression"])
+    elif args.format == "latex":
+        text = to_latex(best["expression"]) + "\n"
+    else:
+        text = json.dumps(best, indent=2) + "\n"
+    if args.output:
+        args.output.write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+
+
+def _cmd_show(args):
+    from .rundir import RunDirectory, logbook_rows
+
+    run = RunDirectory(args.run_dir)
+    config = run.read_config()
+    print(f"run:       {args.run_dir}")
+    print(f"preset:    {config['preset']}  algorithm: {config['algorithm']}  seed: {config['seed']}  "
+          f"backend: {config['backend']}")
+    if run.checkpoint.exists():
+        from .checkpoint import load_checkpoint
+
+        state = load_checkpoint(run.checkpoint)
+        rows = logbook_rows(state["logbook"])
+        columns = ["gen", "nevals", "ncached", "time", "wins_max", "improvement_max", "improvement_median"]
+        print("".join(f"{c:>19}" for c in columns))
+        for row in rows:
+            print("".join(f"{_cell(row.get(c)):>19}" for c in columns))
+    if run.best.exists():
+        best = json.loads(run.best.read_text())
+        print(f"best:      {best['expression']}")
+        print(f"formula:   {best['formula']}")
+        print(f"fitness:   {best['fitness']}")
+    else:
+        print("best:      (not finished yet)")
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+_COMMANDS = {
+    "evolve": _cmd_evolve,
+    "resume": _cmd_resume,
+    "evaluate": _cmd_evaluate,
+    "export": _cmd_export,
+    "show": _cmd_show,
+}
+
+
+def main(argv=None):
+    """Entry point of ``deap-lossgp``.
+
+    :param argv: the arguments (default: ``sys.argv[1:]``).
+    :returns: the exit status.
+    """
+    from .checkpoint import CheckpointError
+
+    args = build_parser().parse_args(argv)
+    try:
+        _COMMANDS[args.command](args)
+    except (CommandError, CheckpointError, ValueError, FileNotFoundError) as error:
+        print(f"deap-lossgp {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: resume with 'deap-lossgp resume RUN_DIR'", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""The run directory: everything a search leaves for a person to read and reuse.
+
+=====================  ==========================================================
+``config.json``        the exact configuration (preset, overrides, algorithm,
+                       seed, backend), enough to resume or rerun the search
+``checkpoint.pkl``     the resumable state after the last finished generation
+                       (a pickle: load only your own or trusted files)
+``evaluations.jsonl``  one JSON line per evaluation: expression, per-task
+                       metrics, fitness, stop reasons, time
+``logbook.csv``        one row per generation (evaluations, cache hits, time,
+                       fitness statistics)
+``best.json``          the best loss: expression, simplified formula, LaTeX,
+                       fitness and its per-task metrics
+``best_loss.py``       the best loss as a standalone Keras loss class
+``fitness.png``        best and median fitness per generation
+=====================  ==========================================================
+"""
+
+import csv
+import json
+import math
+import os
+import pathlib
+
+from .expression import simplified, to_latex, to_python_source, to_text
+
+__all__ = ["RunDirectory", "logbook_rows", "read_records"]
+
+
+def _json_safe(value):
+    """Replace non-finite floats (e.g. the worst fitness) by strings JSON can hold."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def logbook_rows(logbook):
+    """Flatten a logbook (with or without chapters) into rows of plain values.
+
+    Chapter fields become ``<chapter>_<field>`` columns.
+
+    :param logbook: a :class:`deap.tools.Logbook`.
+    :returns: a list of dicts, one per generation.
+    """
+    rows = []
+    for index, entry in enumerate(logbook):
+        row = {k: v for k, v in entry.items()}
+        for name, chapter in logbook.chapters.items():
+            for key, value in chapter[index].items():
+                if key not in row or key not in ("gen", "nevals"):
+                    row[f"{name}_{key}"] = value
+        rows.append(row)
+    return rows
+
+
+def read_records(path):
+    """Read an ``evaluations.jsonl`` file.
+
+    :param path: the file.
+    :returns: a list of record dicts (empty if the file does not exist).
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        return []
+    with path.open() as stream:
+        return [json.loads(line) for line in stream if line.strip()]
+
+
+class RunDirectory:
+    """Paths and writers of one run directory.
+
+    :param path: the directory (created if missing).
+    """
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self.config = self.path / "config.json"
+        self.checkpoint = self.path / "checkpoint.pkl"
+        self.records = self.path / "evaluations.jsonl"
+        self.logbook = self.path / "logbook.csv"
+        self.best = self.path / "best.json"
+        self.best_loss = self.path / "best_loss.py"
+        self.plot = self.path / "fitness.png"
+
+    def create(self):
+        """Create the directory.
+
+        :returns: this object.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def write_config(self, config):
+        """Write ``config.json`` (atomically).
+
+        :param config: a JSON-serialisable dict.
+        """
+        self._write_text(self.config, json.dumps(_json_safe(config), indent=2, sort_keys=True) + "\n")
+
+    def read_config(self):
+        """Read ``config.json``.
+
+        :returns: the configuration dict.
+        :raises FileNotFoundError: if this is not a run directory.
+        """
+        if not self.config.exists():
+            raise FileNotFoundError(
+                f"{self.path} is not a run directory (no config.json); give the directory 'deap-lossgp evolve' wrote"
+            )
+        return json.loads(self.config.read_text())
+
+    def write_logbook(self, logbook):
+        """Write ``logbook.csv`` and the ``fitness.png`` plot.
+
+        :param logbook: the search's :class:`deap.tools.Logbook`.
+        """
+        rows = logbook_rows(logbook)
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        temporary = self.logbook.with_suffix(".csv.tmp")
+        with temporary.open("w", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(temporary, self.logbook)
+        self._plot(rows)
+
+    def _plot(self, rows):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axis = plt.subplots(figsize=(6, 4))
+        generations = [row["gen"] for row in rows]
+        for column, label in (("improvement_max", "best"), ("improvement_median", "median")):
+            if rows and column in rows[0]:
+                values = [row[column] if math.isfinite(row[column]) else float("nan") for row in rows]
+                axis.plot(generations, values, marker="o", label=label)
+        axis.set_xlabel("generation")
+        axis.set_ylabel("average improvement over cross-entropy")
+        axis.set_title("Fitness per generation")
+        axis.grid(alpha=0.3)
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(self.plot, dpi=100)
+        plt.close(figure)
+
+    def write_best(self, individual):
+        """Write ``best.json`` and ``best_loss.py`` for the best individual.
+
+        The per-task metrics come from the evaluation record of the same
+        expression in ``evaluations.jsonl`` (or of an equivalent one).
+
+        :param individual: the best individual (with a valid fitness).
+        :returns: the dict written to ``best.json``.
+        """
+        from .expression import canonical_key
+
+        text = to_text(individual)
+        key = canonical_key(text)
+        record = None
+        for candidate in read_records(self.records):
+            if candidate.get("expression") == text:
+                record = candidate
+                break
+            if record is None and candidate.get("key") == key:
+                record = candidate
+        best = {
+            "expression": text,
+            "formula": simplified(text),
+            "latex": to_latex(text),
+            "fitness": list(individual.fitness.values),
+            "height": individual.height,
+            "size": len(individual),
+            "record": record,
+        }
+        self._write_text(self.best, json.dumps(_json_safe(best), indent=2) + "\n")
+        self._write_text(self.best_loss, to_python_source(text))
+        return best
+
+    @staticmethod
+    def _write_text(path, text):
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(text)
+        os.replace(temporary, path)
