@@ -81,6 +81,21 @@ def build_parser():
     show = commands.add_parser("show", help="summarise a run", description="Summarise a run directory.")
     show.add_argument("run_dir", type=pathlib.Path)
 
+    bench = commands.add_parser(
+        "benchmark", help="rerun the thesis's comparison with the NGL algorithm",
+        description="Rerun the thesis's comparison (its Algorithm 2) of eaSampleTournament with eaNGL, "
+                    "then retrain the best losses on the held-out test split.",
+    )
+    _add_preset_arguments(bench)
+    bench.add_argument("--population", type=int, help="population size P")
+    bench.add_argument("--generations", type=int, help="number of generations")
+    bench.add_argument("--seeds", type=int, default=1, help="repeat the comparison for seeds 0..N-1 (default 1)")
+    bench.add_argument("--heldout-seeds", type=int, default=5, help="training seeds of the held-out evaluation (0: skip)")
+    bench.add_argument("--backend", default="process", choices=["serial", "process", "scoop"])
+    bench.add_argument("--workers", type=int, help="worker processes (default: CPU cores)")
+    bench.add_argument("--output", type=pathlib.Path, default=pathlib.Path("benchmark-results"),
+                       help="output directory; finished seeds in it are not run again (default: benchmark-results)")
+
     return parser
 
 
@@ -220,12 +235,25 @@ def _cell(value):
     return "-" if value is None else str(value)
 
 
+def _cmd_benchmark(args):
+    from .benchmark import run_benchmark
+
+    if args.seeds < 1:
+        raise CommandError(f"--seeds must be at least 1, got {args.seeds}")
+    command = "deap-lossgp " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["benchmark"] else "deap-lossgp benchmark"
+    report = run_benchmark(args.output, preset=args.preset, seeds=range(args.seeds), workers=args.workers,
+                           backend=args.backend, heldout_seeds=args.heldout_seeds, command=command,
+                           **_overrides(args))
+    print(f"report: {report}")
+
+
 _COMMANDS = {
     "evolve": _cmd_evolve,
     "resume": _cmd_resume,
     "evaluate": _cmd_evaluate,
     "export": _cmd_export,
     "show": _cmd_show,
+    "benchmark": _cmd_benchmark,
 }
 
 
