@@ -73,7 +73,7 @@ def build_toolbox(population_size=8, evaluate=cheap_fitness, map_=map):
     toolbox.register("expr_mut", gp.genFull, pset=pset, min_=0, max_=2)
     toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
     toolbox.register("mutate_point", mutOnePoint, pset=pset)
-    add_bloat_limits(toolbox, max_height=17)
+    add_bloat_limits(toolbox, max_height=8)
     toolbox.register("evaluate", evaluate)
     toolbox.register("map", map_)
     return toolbox

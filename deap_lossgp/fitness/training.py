@@ -223,7 +223,9 @@ def train_model(
         val = _dataset(data.x_val, data.y_val, data.num_classes, data.pixel_max, batch_size)
         guard = _guard_callback(chance_threshold(data.y_train, data.num_classes), chance_after, divergence_factor)
         reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.2, patience=5, min_lr=1e-4)
-        history = network.fit(train, validation_data=val, epochs=epochs, callbacks=[reduce_lr, guard], verbose=0)
+        history = network.fit(
+            train, validation_data=val, epochs=epochs, callbacks=[reduce_lr, guard], shuffle=False, verbose=0
+        )
         record = {
             "history": {
                 name: [_finite_or_nan(v) for v in values]
@@ -243,7 +245,7 @@ def train_model(
             "val_loss": (epochs_history.get("val_loss") or [float("nan")])[-1],
             "val_accuracy": val_accuracy[-1],
             "val_ce": (epochs_history.get("val_ce") or [float("nan")])[-1],
-            "best_val_accuracy": max(val_accuracy),
+            "best_val_accuracy": max((v for v in val_accuracy if math.isfinite(v)), default=float("nan")),
             "epochs": len(epochs_history.get("loss", [])),
             "time": time.perf_counter() - start,
             "stop_reason": guard.reason,

@@ -1,0 +1,52 @@
+"""Fitness of loss trees: datasets, models, training, CE baselines, scoring.
+
+The entry point is :class:`LossFitness`, a picklable DEAP evaluation
+function.  The submodules can be used on their own: :mod:`.datasets`
+(loaders, splits, task variants), :mod:`.models` (builders),
+:mod:`.training` (one reproducible training run), :mod:`.baseline` (the
+stored cross-entropy baselines) and :mod:`.scoring` (thesis Algorithm 3).
+TensorFlow is imported on first training, not on import.
+"""
+
+from .baseline import DEFAULT_BASELINE_DIR, get_baseline
+from .datasets import (
+    DATASETS,
+    Dataset,
+    DatasetNotFoundError,
+    TaskData,
+    TaskSpec,
+    load_dataset,
+    load_task,
+    register_dataset,
+)
+from .evaluator import LossFitness
+from .models import MODELS, build_model, get_model_builder, register_model
+from .scoring import AVERAGING, METRICS, WORST_FITNESS, aggregate, improvement, score
+from .training import STOP_REASONS, configure_tensorflow, train_model
+
+__all__ = [
+    "LossFitness",
+    "WORST_FITNESS",
+    "METRICS",
+    "AVERAGING",
+    "improvement",
+    "aggregate",
+    "score",
+    "TaskSpec",
+    "TaskData",
+    "Dataset",
+    "DatasetNotFoundError",
+    "DATASETS",
+    "register_dataset",
+    "load_dataset",
+    "load_task",
+    "MODELS",
+    "register_model",
+    "get_model_builder",
+    "build_model",
+    "STOP_REASONS",
+    "configure_tensorflow",
+    "train_model",
+    "DEFAULT_BASELINE_DIR",
+    "get_baseline",
+]

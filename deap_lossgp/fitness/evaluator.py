@@ -1,0 +1,257 @@
+"""``LossFitness``: the DEAP evaluation function of a loss search.
+
+Register it as ``toolbox.register("evaluate", LossFitness(preset="quick"))``.
+For every individual it checks validity (an invalid tree gets the worst
+fitness without training), compiles the tree into a Keras loss, trains a
+model with it on each task, compares each with the stored cross-entropy
+baseline and returns ``(wins, average improvement)``
+(:mod:`deap_lossgp.fitness.scoring`).  A candidate that fails (an exception,
+a non-finite value, divergence, no learning) gets
+:data:`~deap_lossgp.fitness.WORST_FITNESS` and the reason is recorded; the
+search goes on.  Problems of the setting itself (a missing dataset, a
+baseline that does not train) raise, since no candidate could be scored.
+
+The evaluator is picklable (it holds only its configuration, the cache and
+plain baseline records), so it can be sent to worker processes; TensorFlow,
+the data and the baselines are loaded lazily in each process.
+"""
+
+import datetime
+import json
+import math
+import os
+import time
+
+from ..expression import canonical_key, compile_loss, to_text
+from ..validity import check_validity
+from .baseline import get_baseline
+from .datasets import load_task
+from .scoring import WORST_FITNESS, score
+from .training import chance_threshold, configure_tensorflow, train_model
+
+__all__ = ["LossFitness"]
+
+# The training record's fields copied into an evaluation record, per task.
+_TASK_FIELDS = (
+    "val_loss",
+    "val_accuracy",
+    "val_ce",
+    "best_val_accuracy",
+    "epochs",
+    "time",
+    "stop_reason",
+    "stop_detail",
+    "history",
+)
+_BASELINE_FIELDS = ("val_loss", "val_accuracy", "val_ce", "best_val_accuracy", "test_loss", "test_accuracy", "test_ce")
+
+
+class LossFitness:
+    """Evaluate loss trees by training models with them.
+
+    :param preset: a preset name (``"quick"``, ``"paper-small"``,
+                   ``"paper-large"``), a :class:`~deap_lossgp.presets.Preset`
+                   or a :class:`~deap_lossgp.presets.FitnessConfig`.
+    :param records_path: a JSON-lines file that gets one line per evaluation
+                         (expression, per-task metrics, fitness, time, stop
+                         reason); ``None`` for no records.
+    :param baseline_dir: where cross-entropy baselines are stored; ``None``
+                         for ``~/.cache/deap_lossgp/baselines``.
+    :param overrides: fitness settings to change (fields of
+                      :class:`~deap_lossgp.presets.FitnessConfig`), e.g. ``epochs=2``.
+    :raises ValueError: for an unknown preset, a search setting or an invalid value.
+
+    .. attribute:: cache
+
+       ``canonical key -> fitness`` of every evaluated tree; identical and
+       evidently equivalent trees (:func:`~deap_lossgp.expression.canonical_key`)
+       are trained once.  Save and restore it with a checkpoint to skip them
+       after a resume too.
+
+    .. attribute:: config
+
+       The :class:`~deap_lossgp.presets.FitnessConfig` in use.
+    """
+
+    def __init__(self, preset="quick", records_path=None, baseline_dir=None, **overrides):
+        import dataclasses
+
+        from ..presets import FitnessConfig, Preset, get_preset
+
+        if isinstance(preset, Preset):
+            preset = preset.fitness
+        if isinstance(preset, FitnessConfig):
+            fields = {f.name for f in dataclasses.fields(FitnessConfig)}
+            unknown = sorted(set(overrides) - fields)
+            if unknown:
+                raise ValueError(f"unknown fitness setting(s) {unknown}; valid: {', '.join(sorted(fields))}")
+            config = dataclasses.replace(preset, **overrides)
+        else:
+            search = {f.name for f in dataclasses.fields(get_preset("quick").search)} & set(overrides)
+            if search:
+                raise ValueError(
+                    f"{sorted(search)} are search settings; pass them to the search (get_preset(...).search), "
+                    "not to LossFitness"
+                )
+            config = get_preset(preset, **overrides).fitness
+        self.config = config
+        self.records_path = None if records_path is None else os.fspath(records_path)
+        self.baseline_dir = None if baseline_dir is None else os.fspath(baseline_dir)
+        self.cache = {}
+        self._baselines = {}
+
+    def key(self, individual):
+        """The cache key of a tree.
+
+        :param individual: a DEAP tree or an expression string.
+        :returns: its :func:`~deap_lossgp.expression.canonical_key`.
+        :raises ValueError: if an expression string cannot be read.
+        """
+        return canonical_key(individual)
+
+    def __call__(self, individual):
+        """The fitness of a tree, from the cache or by training.
+
+        :param individual: a DEAP tree/individual or an expression string.
+        :returns: ``(wins, average_improvement)`` as floats.
+        """
+        try:
+            key = self.key(individual)
+        except ValueError:
+            key = None
+        if key in self.cache:
+            return self.cache[key]
+        return tuple(self.evaluate_detailed(individual)["fitness"])
+
+    def _task_data(self, task):
+        config = self.config
+        return load_task(task, config.seed, config.validation_split, config.data_dir)
+
+    def prepare(self):
+        """Load or train every task's cross-entropy baseline now.
+
+        Call it once before a parallel search, so that workers receive the
+        baselines instead of training them concurrently.
+
+        :returns: ``task name -> baseline record``.
+        """
+        configure_tensorflow(self.config.threads)
+        for task in self.config.resolved_tasks():
+            if task.name not in self._baselines:
+                self._baselines[task.name] = get_baseline(task, self._task_data(task), self.config, self.baseline_dir)
+        return dict(self._baselines)
+
+    def _chance_after(self, baseline, data):
+        # Only call a candidate hopeless once cross-entropy had learned something by then.
+        if not self.config.chance_after:
+            return 0
+        threshold = chance_threshold(data.y_train, data.num_classes)
+        above = [epoch for epoch, accuracy in enumerate(baseline["history"]["accuracy"], 1) if accuracy > threshold]
+        return max(self.config.chance_after, above[0]) if above else 0
+
+    def _train_candidate(self, loss, task, data, baseline, evaluate_test):
+        config = self.config
+        return train_model(
+            loss,
+            data,
+            model=config.model,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            seed=config.seed,
+            chance_after=self._chance_after(baseline, data),
+            divergence_factor=config.divergence_factor,
+            evaluate_test=evaluate_test,
+        )
+
+    def evaluate_detailed(self, individual, test=False):
+        """Evaluate a tree and return the full record (always trains).
+
+        :param individual: a DEAP tree/individual or an expression string.
+        :param test: also measure each trained model on the held-out test
+                     split (for final reports; the search never uses it).
+        :returns: a JSON-ready dict: ``expression``, ``key``, ``status``
+                  (``ok``, ``invalid``, ``failed`` or ``error``), ``reason``,
+                  ``stop_reason``, ``fitness`` (``[wins, average]``),
+                  ``metric``, ``averaging``, ``tasks`` (per task name: the
+                  candidate's metrics and history, its ``improvement`` and the
+                  ``baseline``'s metrics), ``time`` (seconds) and ``timestamp``.
+        """
+        start = time.perf_counter()
+        config = self.config
+        valid, reason = check_validity(individual)
+        try:
+            expression, key = to_text(individual), self.key(individual)
+        except ValueError:  # unreadable text: check_validity has said why
+            expression, key = str(individual), None
+        record = {
+            "expression": expression,
+            "key": key,
+            "status": "ok",
+            "reason": None,
+            "stop_reason": "completed",
+            "fitness": list(WORST_FITNESS),
+            "metric": config.metric,
+            "averaging": config.averaging,
+            "tasks": {},
+        }
+        if not valid:
+            record.update(status="invalid", reason=reason, stop_reason="invalid")
+        else:
+            self.prepare()
+            record.update(self._train_all(expression, test))
+        record["time"] = time.perf_counter() - start
+        record["timestamp"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        if record["key"] is not None:
+            self.cache[record["key"]] = tuple(record["fitness"])
+        self._append(record)
+        return record
+
+    def _train_all(self, expression, test):
+        config = self.config
+        tasks = {}
+        candidates, baselines = [], []
+        try:
+            loss = compile_loss(expression)
+            for task in config.resolved_tasks():
+                data = self._task_data(task)
+                baseline = self._baselines[task.name]
+                result = self._train_candidate(loss, task, data, baseline, test)
+                entry = {name: result[name] for name in _TASK_FIELDS}
+                entry.update({name: result[name] for name in result if name.startswith("test_")})
+                entry["baseline"] = {name: baseline[name] for name in _BASELINE_FIELDS if name in baseline}
+                tasks[task.name] = entry
+                if result["stop_reason"] != "completed":
+                    return {
+                        "tasks": tasks,
+                        "status": "failed",
+                        "stop_reason": result["stop_reason"],
+                        "reason": f"{task.name}: {result['stop_detail']}",
+                    }
+                candidates.append(result)
+                baselines.append(baseline)
+        except Exception as error:  # A broken candidate must not stop the search.
+            return {"tasks": tasks, "status": "error", "stop_reason": "error", "reason": f"{type(error).__name__}: {error}"}
+        fitness, improvements = score(candidates, baselines, config.metric, config.averaging, config.weight)
+        for entry, value in zip(tasks.values(), improvements):
+            entry["improvement"] = value
+        if not all(math.isfinite(value) for value in improvements):
+            return {"tasks": tasks, "status": "failed", "stop_reason": "nan", "reason": "a metric is not finite"}
+        return {"tasks": tasks, "fitness": list(fitness)}
+
+    def _append(self, record):
+        if self.records_path is None:
+            return
+        line = (json.dumps(record) + "\n").encode("utf-8")
+        directory = os.path.dirname(self.records_path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        # One write to an O_APPEND file, so lines of parallel workers do not interleave.
+        handle = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(handle, line)
+        finally:
+            os.close(handle)
+
+    def __repr__(self):
+        return f"LossFitness(metric={self.config.metric!r}, tasks={[t.name for t in self.config.tasks]})"

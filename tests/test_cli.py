@@ -1,0 +1,74 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from deap_lossgp.cli import main
+
+COMMANDS = ["evolve", "resume", "evaluate", "export", "show", "benchmark"]
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "deap_lossgp.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: deap-lossgp " + command in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["evolve", "--preset", "nope"], "preset"),
+        (["evolve", "--population", "0"], "population"),
+        (["evolve", "--set", "metric=bogus"], "metric"),
+        (["evaluate", "__import__('os')"], "cannot read loss expression"),
+        (["show", "no-such-run"], "not a run directory"),
+        (["export", "no-such-run"], "no best.json"),
+        (["resume", "no-such-run"], "not a run directory"),
+    ],
+)
+def test_bad_arguments_give_one_clear_line_and_status_2(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_unknown_option_is_an_argparse_error():
+    result = run_cli("evolve", "--no-such-option")
+    assert result.returncode == 2 and "unrecognized arguments" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_evolve_writes_a_complete_run_directory_then_show_export_resume(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    args = ["evolve", "--population", "4", "--generations", "1", "--epochs", "1", "--backend", "serial",
+            "--output", str(run_dir), "--quiet", "--set", f"baseline_dir={tmp_path / 'baselines'}"]
+    assert main(args) == 0
+    for name in ("config.json", "checkpoint.pkl", "evaluations.jsonl", "logbook.csv", "best.json", "best_loss.py",
+                 "fitness.png"):
+        assert (run_dir / name).exists(), name
+    best = json.loads((run_dir / "best.json").read_text())
+    records = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()]
+    assert best["expression"] in {r["expression"] for r in records}
+    logbook = (run_dir / "logbook.csv").read_text().splitlines()
+    assert logbook[0].startswith("gen,nevals,ncached") and len(logbook) == 3  # header + generations 0 and 1
+
+    assert main(["export", str(run_dir), "--format", "py", "--output", str(tmp_path / "loss.py")]) == 0
+    assert "class" in (tmp_path / "loss.py").read_text() or "EvolvedLoss" in (tmp_path / "loss.py").read_text()
+    assert main(["export", str(run_dir), "--format", "latex"]) == 0
+    assert main(["show", str(run_dir)]) == 0
+    # Resuming a finished run does no new evaluation and gives the same best.
+    before = (run_dir / "evaluations.jsonl").read_text()
+    assert main(["resume", str(run_dir), "--quiet"]) == 0
+    assert (run_dir / "evaluations.jsonl").read_text() == before
+    assert json.loads((run_dir / "best.json").read_text())["expression"] == best["expression"]
+    # A second evolve into the same directory is refused rather than overwriting it.
+    assert main(args) == 2
