@@ -79,7 +79,7 @@ def caching_evaluator(toolbox):
     return None
 
 
-def evaluate_individuals(individuals, toolbox):
+def evaluate_individuals(individuals, toolbox, refresh=False):
     """Set the fitness of *individuals* through ``toolbox.map(toolbox.evaluate, ...)``.
 
     When ``toolbox.evaluate`` keeps a cache (see :func:`caching_evaluator`),
@@ -91,6 +91,9 @@ def evaluate_individuals(individuals, toolbox):
     :param individuals: The individuals to evaluate (their fitness is set in
                         place, valid or not).
     :param toolbox: A :class:`~deap.base.Toolbox` with ``evaluate`` and ``map``.
+    :param refresh: Evaluate again even what the cache holds: the
+                    individuals' cache entries are dropped first and replaced
+                    by the new results.
     :returns: ``(nevals, ncached)``: evaluations run and evaluations saved.
     """
     evaluator = caching_evaluator(toolbox)
@@ -102,6 +105,9 @@ def evaluate_individuals(individuals, toolbox):
             count += 1
         return count, 0
     cache = evaluator.cache
+    if refresh:
+        for ind in individuals:
+            cache.pop(evaluator.key(ind), None)
     pending = {}
     ncached = 0
     for ind in individuals:
@@ -245,17 +251,19 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
                          the thesis's Cr).
     :param mutpb_subtree: The probability of a subtree mutation of a child.
     :param mutpb_point: The probability of a one-point mutation of a child.
-    :param reevaluate: Whether to evaluate the surviving population again at
-                       the end of every generation, as the thesis's summary
-                       of NGL says. Default ``False``: a fitness trained with
-                       fixed seeds returns the same value again, so it would
-                       only cost P more trainings per generation; and the
-                       thesis's timing ratio (ours takes 36-42 % of NGL's
-                       time, close to N/P = 3/8) matches NGL evaluating about
-                       P trees per generation, not 2P. When ``True``, the
-                       survivors are evaluated again bypassing the evaluation
-                       cache (counted in ``nevals``) and take the new values,
-                       for a noisy fitness.
+    :param reevaluate: Whether to evaluate the parents again at the end of
+                       every generation, before the elimination, as the
+                       thesis's summary of NGL says ("the fitness value of all
+                       individuals was re-evaluated"). Default ``False``: a
+                       fitness trained with fixed seeds returns the same value
+                       again, so it would only cost P more trainings per
+                       generation; and the thesis's timing ratio (ours takes
+                       36-42 % of NGL's time, close to N/P = 3/8) matches NGL
+                       evaluating about P trees per generation, not 2P. When
+                       ``True``, the parents are evaluated again past the
+                       evaluation cache (``refresh=True`` of
+                       :func:`evaluate_individuals`; counted in ``nevals``)
+                       and take the new values, for a noisy fitness.
     :param archive: A list that receives the eliminated individuals (the
                     archive), optional; pass your own list to inspect it
                     after the run. It is extended in place.
@@ -341,10 +349,8 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
 
         nevals, ncached = evaluate_individuals(offspring, toolbox)
         if reevaluate:
-            fitnesses = toolbox.map(toolbox.evaluate, population)
-            for ind, fit in zip(population, fitnesses):
-                ind.fitness.values = fit
-            nevals += size
+            renevals, recached = evaluate_individuals(population, toolbox, refresh=True)
+            nevals, ncached = nevals + renevals, ncached + recached
         if halloffame is not None:
             halloffame.update(offspring)
         ranked = sorted(population + offspring, key=attrgetter("fitness"), reverse=True)

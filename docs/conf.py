@@ -34,3 +34,46 @@ html_theme_options = {
     "fixed_sidebar": True,
 }
 html_static_path = []
+
+
+def _canonical_name(target):
+    """Where the object named *target* is documented, if it is re-exported.
+
+    The API reference documents every object in the module that defines it,
+    while users (and docstrings) name many of them by the shorter path of a
+    package that re-exports them, e.g. ``deap_lossgp.fitness.LossFitness``.
+    """
+    import importlib
+
+    parts = target.split(".")
+    if parts[0] != "deap_lossgp":
+        return None
+    for split in range(len(parts) - 1, 0, -1):
+        module_name, (attribute, *rest) = ".".join(parts[:split]), parts[split:]
+        try:
+            obj = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError):
+            continue
+        defining = getattr(obj, "__module__", None)
+        if defining and hasattr(obj, "__qualname__"):
+            return ".".join([defining, obj.__qualname__, *rest])
+        # Data (constants, registries): the submodule that holds the same object.
+        for name, module in list(sys.modules.items()):
+            if name.startswith(module_name + ".") and getattr(module, attribute, None) is obj:
+                return ".".join([name, attribute, *rest])
+        return None
+    return None
+
+
+def _resolve_reexports(app, env, node, contnode):
+    if node.get("refdomain") != "py":
+        return None
+    canonical = _canonical_name(node["reftarget"])
+    if canonical is None or canonical == node["reftarget"]:
+        return None
+    return env.get_domain("py").resolve_xref(env, node["refdoc"], app.builder, node["reftype"], canonical, node,
+                                             contnode)
+
+
+def setup(app):
+    app.connect("missing-reference", _resolve_reexports)

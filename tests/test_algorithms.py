@@ -166,6 +166,12 @@ def test_ngl_evaluates_p_per_generation_and_fills_the_archive():
 def test_ngl_reevaluation_is_optional_and_counted():
     _, logbook, _ = run(eaNGL, seed=4, population_size=8, ngen=2, reevaluate=True)
     assert logbook.select("nevals") == [8, 16, 16]
+    # Re-evaluation goes past the cache: the parents are really evaluated again.
+    evaluator = CachingFitness()
+    _, logbook, _ = run(eaNGL, seed=4, population_size=8, ngen=2, reevaluate=True, evaluate=evaluator)
+    nevals, ncached = logbook.select("nevals"), logbook.select("ncached")
+    assert [n + c for n, c in zip(nevals, ncached)] == [8, 16, 16]
+    assert evaluator.calls == sum(nevals) > len(evaluator.cache)
 
 
 def test_ngl_crosses_with_archive_or_population_only():
@@ -281,3 +287,40 @@ def test_verbose_prints_the_logbook(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["gen", "nevals", "ncached", "time", "max", "avg"]
     assert [line.split()[0] for line in lines[1:]] == ["0", "1", "2"]
+
+
+@pytest.fixture(scope="module")
+def quick_fitness(tmp_path_factory):
+    """The real ``quick`` fitness, one epoch, baselines trained once in a temporary directory."""
+    from deap_lossgp.fitness import LossFitness
+
+    fitness = LossFitness("quick", epochs=1, baseline_dir=str(tmp_path_factory.mktemp("baselines")))
+    fitness.prepare()
+    return fitness
+
+
+@pytest.mark.slow
+def test_end_to_end_with_the_quick_fitness(quick_fitness):
+    import copy
+
+    from deap_lossgp.fitness import WORST_FITNESS
+    from deap_lossgp.presets import get_preset
+    from deap_lossgp.toolbox import make_toolbox
+
+    search = get_preset("quick", population=4, generations=1).search
+    random.seed(0)
+    toolbox = make_toolbox(fitness=quick_fitness, search=search)
+    population = toolbox.population(n=search.population)
+    baseline = copy.deepcopy(population)
+    hof = tools.HallOfFame(1)
+    ngl_population, ngl_log = eaNGL(baseline, toolbox, ngen=1, verbose=False)
+    population, log = eaSampleTournament(population, toolbox, ngen=1, halloffame=hof, verbose=False)
+    assert len(population) == len(ngl_population) == 4
+    # Both start from the same four trees: the second algorithm finds them in the cache.
+    assert ngl_log[0]["nevals"] + ngl_log[0]["ncached"] == 4 and log[0]["ncached"] == 4
+    assert log[1]["nevals"] + log[1]["ncached"] == 1
+    assert ngl_log[1]["nevals"] + ngl_log[1]["ncached"] == 4
+    for ind in population + ngl_population:
+        wins, improvement = ind.fitness.values
+        assert 0 <= wins <= 3 and (ind.fitness.values == WORST_FITNESS or numpy.isfinite(improvement))
+    assert hof[0].fitness.values == max(ind.fitness.values for ind in population)

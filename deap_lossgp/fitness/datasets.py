@@ -223,12 +223,14 @@ def load_digits(data_dir=None):
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    # The CIFAR pickles hold dicts of lists, bytes and NumPy arrays only.
+    # The CIFAR pickles hold dicts of lists, bytes and NumPy arrays only;
+    # _codecs.encode is how Python 3 writes bytes in protocol-2 pickles.
     _ALLOWED = {
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
+        ("_codecs", "encode"),
     }
 
     def find_class(self, module, name):

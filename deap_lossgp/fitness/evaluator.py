@@ -18,7 +18,6 @@ the data and the baselines are loaded lazily in each process.
 
 import datetime
 import json
-import math
 import os
 import time
 
@@ -27,7 +26,7 @@ from ..validity import check_validity
 from .baseline import get_baseline
 from .datasets import load_task
 from .scoring import WORST_FITNESS, score
-from .training import chance_threshold, configure_tensorflow, train_model
+from .training import chance_threshold, configure_tensorflow, train_tasks
 
 __all__ = ["LossFitness"]
 
@@ -149,21 +148,6 @@ class LossFitness:
         above = [epoch for epoch, accuracy in enumerate(baseline["history"]["accuracy"], 1) if accuracy > threshold]
         return max(self.config.chance_after, above[0]) if above else 0
 
-    def _train_candidate(self, loss, task, data, baseline, evaluate_test):
-        config = self.config
-        return train_model(
-            loss,
-            data,
-            model=config.model,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            seed=config.seed,
-            chance_after=self._chance_after(baseline, data),
-            divergence_factor=config.divergence_factor,
-            evaluate_test=evaluate_test,
-        )
-
     def evaluate_detailed(self, individual, test=False):
         """Evaluate a tree and return the full record (always trains).
 
@@ -209,35 +193,43 @@ class LossFitness:
 
     def _train_all(self, expression, test):
         config = self.config
-        tasks = {}
-        candidates, baselines = [], []
+        tasks = config.resolved_tasks()
+        data = [self._task_data(task) for task in tasks]
+        baselines = [self._baselines[task.name] for task in tasks]
         try:
-            loss = compile_loss(expression)
-            for task in config.resolved_tasks():
-                data = self._task_data(task)
-                baseline = self._baselines[task.name]
-                result = self._train_candidate(loss, task, data, baseline, test)
-                entry = {name: result[name] for name in _TASK_FIELDS}
-                entry.update({name: result[name] for name in result if name.startswith("test_")})
-                entry["baseline"] = {name: baseline[name] for name in _BASELINE_FIELDS if name in baseline}
-                tasks[task.name] = entry
-                if result["stop_reason"] != "completed":
-                    return {
-                        "tasks": tasks,
-                        "status": "failed",
-                        "stop_reason": result["stop_reason"],
-                        "reason": f"{task.name}: {result['stop_detail']}",
-                    }
-                candidates.append(result)
-                baselines.append(baseline)
+            results = train_tasks(
+                compile_loss(expression),
+                data,
+                model=config.model,
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                learning_rate=config.learning_rate,
+                seed=config.seed,
+                chance_after=[self._chance_after(b, d) for b, d in zip(baselines, data)],
+                divergence_factor=config.divergence_factor,
+                evaluate_test=test,
+            )
         except Exception as error:  # A broken candidate must not stop the search.
-            return {"tasks": tasks, "status": "error", "stop_reason": "error", "reason": f"{type(error).__name__}: {error}"}
-        fitness, improvements = score(candidates, baselines, config.metric, config.averaging, config.weight)
-        for entry, value in zip(tasks.values(), improvements):
+            return {"status": "error", "stop_reason": "error", "reason": f"{type(error).__name__}: {error}"}
+        entries = {}
+        for task, result, baseline in zip(tasks, results, baselines):
+            entry = {name: result[name] for name in _TASK_FIELDS}
+            entry.update({name: value for name, value in result.items() if name.startswith("test_")})
+            entry["baseline"] = {name: baseline[name] for name in _BASELINE_FIELDS if name in baseline}
+            entries[task.name] = entry
+            if result["stop_reason"] != "completed":
+                return {
+                    "tasks": entries,
+                    "status": "failed",
+                    "stop_reason": result["stop_reason"],
+                    "reason": f"{task.name}: {result['stop_detail']}",
+                }
+        fitness, improvements = score(results, baselines, config.metric, config.averaging, config.weight)
+        for entry, value in zip(entries.values(), improvements):
             entry["improvement"] = value
-        if not all(math.isfinite(value) for value in improvements):
-            return {"tasks": tasks, "status": "failed", "stop_reason": "nan", "reason": "a metric is not finite"}
-        return {"tasks": tasks, "fitness": list(fitness)}
+        if fitness == WORST_FITNESS:
+            return {"tasks": entries, "status": "failed", "stop_reason": "nan", "reason": "a compared metric is not finite"}
+        return {"tasks": entries, "fitness": list(fitness)}
 
     def _append(self, record):
         if self.records_path is None:

@@ -1,6 +1,6 @@
-"""Train one model with one loss on one task, reproducibly.
+"""Train models with one loss on the fitness tasks, reproducibly.
 
-Every call builds the model from the same seed, so every candidate loss and
+Every training starts from a model built from the same seed, so every candidate loss and
 the cross-entropy baseline start from the same weights and see the same
 batches in the same order (common random numbers): fitness differences are
 the loss's, not the seed's.  Training stops early and cleanly on a non-finite
@@ -28,6 +28,7 @@ __all__ = [
     "configure_tensorflow",
     "seeded",
     "chance_threshold",
+    "train_tasks",
     "train_model",
 ]
 
@@ -170,9 +171,41 @@ def _finite_or_nan(value):
     return value if math.isfinite(value) else float("nan")
 
 
-def train_model(
+def _fit(network, data, epochs, batch_size, seed, chance_after, divergence_factor, evaluate_test):
+    import keras
+
+    train = _dataset(data.x_train, data.y_train, data.num_classes, data.pixel_max, batch_size, shuffle_seed=seed)
+    val = _dataset(data.x_val, data.y_val, data.num_classes, data.pixel_max, batch_size)
+    guard = _guard_callback(chance_threshold(data.y_train, data.num_classes), chance_after, divergence_factor)
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.2, patience=5, min_lr=1e-4)
+    history = network.fit(
+        train, validation_data=val, epochs=epochs, callbacks=[reduce_lr, guard], shuffle=False, verbose=0
+    ).history
+    record = {"history": {name: [_finite_or_nan(v) for v in values] for name, values in history.items()}}
+    if evaluate_test and guard.reason == "completed":
+        test = _dataset(data.x_test, data.y_test, data.num_classes, data.pixel_max, batch_size)
+        measured = network.evaluate(test, verbose=0, return_dict=True)
+        record.update({f"test_{name}": _finite_or_nan(measured[name]) for name in ("loss", "accuracy", "ce")})
+    nan = [float("nan")]
+    val_accuracy = history.get("val_accuracy") or nan
+    record.update(
+        {
+            "val_loss": (record["history"].get("val_loss") or nan)[-1],
+            "val_accuracy": _finite_or_nan(val_accuracy[-1]),
+            "val_ce": (record["history"].get("val_ce") or nan)[-1],
+            "best_val_accuracy": max((v for v in record["history"].get("val_accuracy", []) if math.isfinite(v)),
+                                     default=float("nan")),
+            "epochs": len(history.get("loss", [])),
+            "stop_reason": guard.reason,
+            "stop_detail": guard.detail,
+        }
+    )
+    return record
+
+
+def train_tasks(
     loss,
-    data,
+    tasks,
     model="small_cnn",
     epochs=5,
     batch_size=32,
@@ -181,75 +214,88 @@ def train_model(
     chance_after=1,
     divergence_factor=1e4,
     evaluate_test=False,
+    stop_on_failure=True,
 ):
-    """Train a fresh model with ``loss`` and measure it.
+    """Train a fresh model with ``loss`` on each task and measure it.
+
+    Consecutive tasks with the same input shape and class count share one
+    compiled model, reset to its initial weights and optimizer state before
+    each task: bit-identical to building it anew, without tracing the
+    training graph again.
 
     :param loss: anything ``model.compile(loss=...)`` accepts (a Keras loss,
                  a function of ``(y_true, y_pred)`` with one-hot labels and
                  probabilities, or a loss name).
-    :param data: the task's :class:`~deap_lossgp.fitness.datasets.TaskData`.
+    :param tasks: a list of :class:`~deap_lossgp.fitness.datasets.TaskData`.
     :param model: a model name or ``"package.module:function"`` (see :mod:`.models`).
     :param epochs: maximum number of epochs.
     :param batch_size: samples per step.
     :param learning_rate: Adam's initial learning rate.
     :param seed: seed of the initial weights, the dropout masks and the batch order.
-    :param chance_after: stop when the training accuracy is still at chance
-                         level (:func:`chance_threshold`) at the end of this
-                         epoch or any later one; ``0`` never stops for that.
+    :param chance_after: stop when the training accuracy is at chance level
+                         (:func:`chance_threshold`) at the end of this epoch
+                         or a later one; ``0`` never stops for that.  An
+                         integer, or a list with one value per task.
     :param divergence_factor: stop when the magnitude of the running training
                               loss exceeds this multiple of its first value
                               (at least 1).
-    :param evaluate_test: also measure the trained model on the held-out test split.
-    :returns: a JSON-ready dict: ``history`` (per epoch ``loss``, ``accuracy``,
-              ``ce``, ``val_loss``, ``val_accuracy``, ``val_ce``,
-              ``learning_rate``), the final ``val_loss`` (the model's own
-              loss), ``val_accuracy``, ``val_ce`` (its cross-entropy),
-              ``best_val_accuracy``, ``epochs``, ``time`` (seconds),
-              ``stop_reason`` (one of :data:`STOP_REASONS`), ``stop_detail``
-              and, if asked, ``test_loss``, ``test_accuracy``, ``test_ce``.
+    :param evaluate_test: also measure the trained models on the held-out test splits.
+    :param stop_on_failure: skip the remaining tasks once one stops early.
+    :returns: one JSON-ready dict per task trained: ``history`` (per epoch
+              ``loss``, ``accuracy``, ``ce``, ``val_loss``, ``val_accuracy``,
+              ``val_ce``, ``learning_rate``), the final ``val_loss`` (the
+              model's own loss), ``val_accuracy``, ``val_ce`` (its
+              cross-entropy), ``best_val_accuracy``, ``epochs``, ``time``
+              (seconds), ``stop_reason`` (one of :data:`STOP_REASONS`),
+              ``stop_detail`` and, if asked, ``test_loss``, ``test_accuracy``,
+              ``test_ce``.
     """
     import keras
 
-    start = time.perf_counter()
+    chance_afters = list(chance_after) if isinstance(chance_after, (list, tuple)) else [chance_after] * len(tasks)
+    if len(chance_afters) != len(tasks):
+        raise ValueError(f"chance_after has {len(chance_afters)} values for {len(tasks)} tasks")
+    records = []
+    shape = network = state = initial = None
     keras.backend.clear_session(free_memory=False)
     with seeded(seed):
-        network = build_model(model, data.input_shape, data.num_classes)
-        network.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-            loss=loss,
-            metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name="ce")],
-        )
-        train = _dataset(data.x_train, data.y_train, data.num_classes, data.pixel_max, batch_size, shuffle_seed=seed)
-        val = _dataset(data.x_val, data.y_val, data.num_classes, data.pixel_max, batch_size)
-        guard = _guard_callback(chance_threshold(data.y_train, data.num_classes), chance_after, divergence_factor)
-        reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.2, patience=5, min_lr=1e-4)
-        history = network.fit(
-            train, validation_data=val, epochs=epochs, callbacks=[reduce_lr, guard], shuffle=False, verbose=0
-        )
-        record = {
-            "history": {
-                name: [_finite_or_nan(v) for v in values]
-                for name, values in history.history.items()
-            },
-        }
-        if evaluate_test and guard.reason == "completed":
-            test = _dataset(data.x_test, data.y_test, data.num_classes, data.pixel_max, batch_size)
-            measured = network.evaluate(test, verbose=0, return_dict=True)
-            record.update({f"test_{name}": _finite_or_nan(measured[name]) for name in ("loss", "accuracy", "ce")})
-    del network
+        for data, after in zip(tasks, chance_afters):
+            start = time.perf_counter()
+            if (data.input_shape, data.num_classes) != shape:
+                shape = (data.input_shape, data.num_classes)
+                network = None  # release the previous model before building the next
+                keras.utils.set_random_seed(int(seed))
+                network = build_model(model, data.input_shape, data.num_classes)
+                network.compile(
+                    optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                    loss=loss,
+                    metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name="ce")],
+                )
+                network.optimizer.build(network.trainable_variables)
+                state = network.variables + network.optimizer.variables
+                initial = [variable.numpy() for variable in state]
+            else:
+                for variable, value in zip(state, initial):
+                    variable.assign(value)
+            keras.utils.set_random_seed(int(seed))
+            record = _fit(network, data, epochs, batch_size, seed, after, divergence_factor, evaluate_test)
+            record["time"] = time.perf_counter() - start
+            records.append(record)
+            if stop_on_failure and record["stop_reason"] != "completed":
+                break
+    del network, state, initial
     keras.backend.clear_session()
-    epochs_history = record["history"]
-    val_accuracy = epochs_history.get("val_accuracy") or [float("nan")]
-    record.update(
-        {
-            "val_loss": (epochs_history.get("val_loss") or [float("nan")])[-1],
-            "val_accuracy": val_accuracy[-1],
-            "val_ce": (epochs_history.get("val_ce") or [float("nan")])[-1],
-            "best_val_accuracy": max((v for v in val_accuracy if math.isfinite(v)), default=float("nan")),
-            "epochs": len(epochs_history.get("loss", [])),
-            "time": time.perf_counter() - start,
-            "stop_reason": guard.reason,
-            "stop_detail": guard.detail,
-        }
-    )
-    return record
+    return records
+
+
+def train_model(loss, data, **settings):
+    """Train a fresh model with ``loss`` on one task and measure it.
+
+    :param loss: anything ``model.compile(loss=...)`` accepts.
+    :param data: the task's :class:`~deap_lossgp.fitness.datasets.TaskData`.
+    :param settings: ``model``, ``epochs``, ``batch_size``, ``learning_rate``,
+                     ``seed``, ``chance_after``, ``divergence_factor``,
+                     ``evaluate_test`` as for :func:`train_tasks`.
+    :returns: the task's record (see :func:`train_tasks`).
+    """
+    return train_tasks(loss, [data], **settings)[0]

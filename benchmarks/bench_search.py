@@ -1,0 +1,151 @@
+"""Benchmark the search machinery around the fitness evaluations.
+
+Two figures, both ratios measured in one run on the machine at hand:
+
+1. **GP overhead share**: the share of a ``quick``-preset search's wall time
+   spent outside ``toolbox.evaluate`` (random valid trees, selection,
+   variation, cache keys, bookkeeping, checkpoint writes). Target: < 2 %.
+   The search is :func:`~deap_lossgp.algorithms.eaSampleTournament` with the
+   serial map, a checkpoint file and the real ``quick`` fitness; the time
+   inside ``toolbox.map`` counts as evaluation. The cross-entropy baselines
+   are trained (or loaded) before timing starts, as a real run does once.
+
+2. **Parallel speed-up**: wall time of one generation's evaluations on one
+   worker process divided by the time on two (target on a 2-core machine:
+   >= 1.6x). Each layout uses all cores (TensorFlow threads = cores //
+   workers) and is warmed up first (TensorFlow import, datasets), as a long
+   run amortises both. The generation is ``--population`` distinct trainable
+   trees (reference losses and scaled cross-entropies), so that no task stops
+   early at chance level and the two layouts do the same work. Algorithm 1's
+   own generations hold N = 3P/8 children: with 3 children on 2 workers its
+   speed-up cannot exceed 1.5x, so the figure for N children is printed too.
+
+Usage::
+
+    python benchmarks/bench_search.py                      # the quick preset as is
+    python benchmarks/bench_search.py --generations 2      # shorter overhead run
+    python benchmarks/bench_search.py --skip-speedup
+"""
+
+import argparse
+import os
+import random
+import tempfile
+import time
+
+from deap_lossgp.algorithms import default_n_parents, eaSampleTournament
+from deap_lossgp.expression import from_string
+from deap_lossgp.fitness import LossFitness
+from deap_lossgp.losses import REFERENCE_EXPRESSIONS
+from deap_lossgp.parallel import ProcessMap, get_map
+from deap_lossgp.presets import get_preset
+from deap_lossgp.toolbox import LossIndividual, make_toolbox
+
+
+class TimingMap:
+    """A map that adds up the wall time spent in the map it wraps."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.seconds = 0.0
+
+    def __call__(self, function, iterable):
+        started = time.perf_counter()
+        try:
+            return self.inner(function, iterable)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def measure_overhead(args):
+    overrides = {"population": args.population, "generations": args.generations}
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    preset = get_preset("quick", **overrides)
+    fitness = LossFitness(preset, baseline_dir=args.baseline_dir)
+    fitness.prepare()
+    timing = TimingMap(get_map("serial"))
+    with tempfile.TemporaryDirectory() as directory:
+        random.seed(args.seed)
+        started = time.perf_counter()
+        toolbox = make_toolbox(fitness=fitness, search=preset.search, map=timing)
+        population = toolbox.population(n=preset.search.population)
+        population, logbook = eaSampleTournament(population, toolbox, preset.search.generations, verbose=False,
+                                                 checkpoint=os.path.join(directory, "checkpoint.pkl"))
+        total = time.perf_counter() - started
+    overhead = total - timing.seconds
+    nevals = sum(logbook.select("nevals"))
+    print(f"quick preset: P={preset.search.population}, {preset.search.generations} generations, "
+          f"{preset.fitness.epochs} epochs, {nevals} evaluations "
+          f"({sum(logbook.select('ncached'))} from the cache)")
+    print(f"  total {total:.1f} s, in evaluate {timing.seconds:.1f} s, GP machinery {overhead:.2f} s")
+    print(f"  GP overhead share: {100 * overhead / total:.2f} % (target < 2 %)")
+
+
+def trainable_trees(count, offset=0):
+    """*count* distinct trees that train on every task: the reference losses,
+    then cross-entropy scaled by different constants."""
+    from deap_lossgp.primitives import make_pset
+
+    pset = make_pset()
+    texts = list(REFERENCE_EXPRESSIONS.values())
+    scale = 0.5
+    while len(texts) < offset + count:
+        texts.append(f"mul({scale!r}, {REFERENCE_EXPRESSIONS['ce']})")
+        scale += 0.25
+    return [LossIndividual(from_string(text, pset)) for text in texts[offset:offset + count]]
+
+
+def time_generation(workers, trees, warmup, args):
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // workers)
+    overrides = {"threads": threads}
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    fitness = LossFitness("quick", baseline_dir=args.baseline_dir, **overrides)
+    fitness.prepare()
+    with ProcessMap(workers=workers, tf_threads=threads) as pmap:
+        pmap(fitness, warmup)
+        started = time.perf_counter()
+        pmap(fitness, trees)
+        full = time.perf_counter() - started
+        n_children = trees[:default_n_parents(len(trees))]
+        started = time.perf_counter()
+        pmap(fitness, n_children)
+        children = time.perf_counter() - started
+    return full, children, threads
+
+
+def measure_speedup(args):
+    trees = trainable_trees(args.population)
+    warmup = trainable_trees(4, offset=args.population)
+    timings = {workers: time_generation(workers, trees, warmup, args) for workers in (1, 2)}
+    n = default_n_parents(args.population)
+    for workers, (full, children, threads) in timings.items():
+        print(f"  {workers} worker(s) x {threads} TensorFlow thread(s): {len(trees)} evaluations {full:.1f} s, "
+              f"{n} evaluations {children:.1f} s")
+    print(f"  speed-up of 2 workers over 1, generation of {len(trees)}: {timings[1][0] / timings[2][0]:.2f}x "
+          f"(target >= 1.6x)")
+    print(f"  speed-up of 2 workers over 1, generation of N={n} children: "
+          f"{timings[1][1] / timings[2][1]:.2f}x (at most {n / -(-n // 2):.2f}x)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description="GP overhead share and parallel speed-up of the search.")
+    parser.add_argument("--population", type=int, default=8, help="population size P (default: 8)")
+    parser.add_argument("--generations", type=int, default=4, help="generations of the overhead run (default: 4)")
+    parser.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-dir", help="where cross-entropy baselines are stored (default: the user cache)")
+    parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-speedup", action="store_true")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPU core(s)")
+    if not args.skip_overhead:
+        measure_overhead(args)
+    if not args.skip_speedup:
+        measure_speedup(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""A ready toolbox with the thesis's operators and defaults.
+
+:func:`make_toolbox` registers everything :func:`~deap_lossgp.algorithms.eaSampleTournament`
+and :func:`~deap_lossgp.algorithms.eaNGL` call, the way a DEAP user would by
+hand (``examples/evolve_loss.py`` in the source tree does exactly that)::
+
+    from deap_lossgp import LossFitness, eaSampleTournament, make_toolbox
+
+    toolbox = make_toolbox(fitness=LossFitness("quick"))
+    population = toolbox.population(n=8)
+    population, logbook = eaSampleTournament(population, toolbox, ngen=4)
+
+Without creator classes of your own it uses :class:`LossIndividual`, an
+ordinary importable class, so individuals unpickle anywhere deap_lossgp is
+installed (worker processes, a checkpoint loaded later) without re-running
+``creator.create``.
+"""
+
+import builtins
+
+from deap import base, gp, tools
+
+from .operators import add_bloat_limits, cxNewRandomParent, mutOnePoint, selSampleTournament
+from .primitives import DEFAULT_OPERATORS, INIT_OPERATORS, make_pset
+from .validity import check_validity, initValid
+
+__all__ = ["FitnessLoss", "LossIndividual", "make_toolbox", "sample_size"]
+
+
+class FitnessLoss(base.Fitness):
+    """The fitness of a loss tree: ``(wins, average improvement)``, both
+    maximised, compared lexicographically (wins first)."""
+
+    weights = (1.0, 1.0)
+
+
+class LossIndividual(gp.PrimitiveTree):
+    """A loss tree with a :class:`FitnessLoss`, like
+    ``creator.create("Individual", gp.PrimitiveTree, fitness=FitnessLoss)``
+    but defined in a module, so it pickles by reference.
+
+    :param content: the nodes of the tree (e.g. from ``gp.genHalfAndHalf``).
+    """
+
+    def __init__(self, content):
+        super().__init__(content)
+        self.fitness = FitnessLoss()
+
+
+def sample_size(population_size):
+    """The thesis's sample-tournament size, G = 3P/4.
+
+    :param population_size: the population size P.
+    :returns: ``max(1, 3 * P // 4)``.
+    """
+    return max(1, (3 * population_size) // 4)
+
+
+def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None, check=check_validity):
+    """Register the thesis's operators and defaults in a new toolbox.
+
+    Registered aliases (all the two algorithms need):
+
+    ``expr``
+        :func:`deap.gp.genHalfAndHalf` between ``search.init_min_height`` and
+        ``search.init_max_height``.
+    ``individual``, ``population``
+        :func:`~deap_lossgp.validity.initValid` (random trees until one passes
+        *check*) and :func:`deap.tools.initRepeat`.
+    ``select``
+        :func:`~deap_lossgp.operators.selSampleTournament` with
+        ``sample_size`` G = 3P/4 of ``search.population`` (the algorithms
+        pick the N = G/2 best).
+    ``mate``
+        :func:`~deap_lossgp.operators.cxNewRandomParent` with
+        ``pb=search.crossover_pb`` (Cr) and new random parents from
+        ``individual``.
+    ``expr_mut``, ``mutate_subtree``
+        :func:`deap.gp.mutUniform` with :func:`deap.gp.genFull` subtrees of
+        height 0-2.
+    ``mutate_point``
+        :func:`~deap_lossgp.operators.mutOnePoint`.
+    ``evaluate``, ``map``
+        *fitness* and *map*.
+
+    ``mate``, ``mutate_subtree`` and ``mutate_point`` are limited to
+    ``search.max_height`` and ``search.max_size``
+    (:func:`~deap_lossgp.operators.add_bloat_limits`). The primitive set is
+    also available as ``toolbox.pset``.
+
+    As in the thesis, random trees (initial population, new parents, mutation
+    subtrees) use ``add sub mul neg sqrt log exp sin cos`` and one-point
+    mutation may also draw ``div``; pass *pset* to use one set for all.
+
+    :param pset: A primitive set from :func:`~deap_lossgp.primitives.make_pset`
+                 (or compatible); default: the thesis's operators with
+                 constants in ``search.constant_range``.
+    :param fitness: The evaluation function; default
+                    ``LossFitness("quick")``.
+    :param search: A :class:`~deap_lossgp.presets.SearchConfig`; default the
+                   thesis's values (``SearchConfig()``).
+    :param map: The map for evaluations (see :func:`deap_lossgp.parallel.get_map`);
+                default the built-in :func:`map`.
+    :param individual: The individual class, e.g. your
+                       ``creator.Individual`` (a :class:`deap.gp.PrimitiveTree`
+                       with a two-objective fitness); default
+                       :class:`LossIndividual`.
+    :param check: The validity check of random trees, returning
+                  ``(valid, reason)``; default
+                  :func:`~deap_lossgp.validity.check_validity`.
+    :returns: A :class:`deap.base.Toolbox`.
+    """
+    from .presets import SearchConfig
+
+    if search is None:
+        search = SearchConfig()
+    elif not isinstance(search, SearchConfig):
+        raise ValueError(
+            f"search must be a SearchConfig, got {type(search).__name__}; "
+            f"use deap_lossgp.presets.SearchConfig(...) or get_preset(name).search"
+        )
+    if pset is None:
+        pset = make_pset(DEFAULT_OPERATORS, constant_range=search.constant_range)
+        random_pset = make_pset(INIT_OPERATORS, constant_range=search.constant_range)
+    else:
+        random_pset = pset
+    if fitness is None:
+        from .fitness import LossFitness
+
+        fitness = LossFitness("quick")
+    if individual is None:
+        individual = LossIndividual
+
+    toolbox = base.Toolbox()
+    toolbox.pset = pset
+    toolbox.register("expr", gp.genHalfAndHalf, pset=random_pset,
+                     min_=search.init_min_height, max_=search.init_max_height)
+    toolbox.register("individual", initValid, individual, toolbox.expr, check=check)
+    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
+    toolbox.register("select", selSampleTournament, sample_size=sample_size(search.population))
+    toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=search.crossover_pb)
+    toolbox.register("expr_mut", gp.genFull, min_=0, max_=2)
+    toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=random_pset)
+    toolbox.register("mutate_point", mutOnePoint, pset=pset)
+    add_bloat_limits(toolbox, max_height=search.max_height, max_size=search.max_size)
+    toolbox.register("evaluate", fitness)
+    toolbox.register("map", builtins.map if map is None else map)
+    return toolbox

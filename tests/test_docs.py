@@ -1,0 +1,105 @@
+"""The documentation builds without warnings, every example it shows runs, and
+every command it shows is accepted by the command line, so the docs cannot
+drift from the code."""
+
+import pathlib
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from deap_lossgp.cli import build_parser
+from deap_lossgp.presets import get_preset
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+EXAMPLES = sorted((DOCS / "examples").glob("*.py"))
+PAGES = sorted(DOCS.glob("*.rst"))
+# Examples that train networks or start processes take longer than ~10 s.
+SLOW_EXAMPLES = {"compile_loss.py", "expression_tools.py", "metric_failure.py", "read_run_directory.py"}
+
+
+def run(command, cwd, timeout=600):
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def console_commands():
+    """Every ``$ command`` line of the pages' console blocks, split at ``&&``."""
+    commands = []
+    for page in PAGES:
+        for line in page.read_text().splitlines():
+            line = line.strip()
+            if line.startswith("$ "):
+                commands += [(page.name, part.strip()) for part in line[2:].split("&&")]
+    return commands
+
+
+def test_docs_build_without_warnings(tmp_path):
+    result = run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+                  "-d", str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "html")], cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    for page in PAGES:
+        assert (tmp_path / "html" / page.with_suffix(".html").name).exists(), page.name
+    api = (tmp_path / "html" / "api.html").read_text()
+    for name in ("algorithms.eaSampleTournament", "operators.selSampleTournament", "fitness.LossFitness",
+                 "expression.compile_loss", "parallel.get_map", "presets.get_preset"):
+        assert f'id="deap_lossgp.{name}"' in api, name
+
+
+@pytest.mark.parametrize(
+    "example",
+    [pytest.param(path, marks=pytest.mark.slow) if path.name in SLOW_EXAMPLES else path for path in EXAMPLES],
+    ids=lambda path: path.name,
+)
+def test_example_runs(example, tmp_path):
+    result = run([sys.executable, str(example)], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip(), "an example shows what it does"
+
+
+@pytest.mark.slow
+def test_parallel_example_runs_under_scoop(tmp_path):
+    result = run([sys.executable, "-m", "scoop", "-n", "2", str(DOCS / "examples" / "parallel_search.py")],
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "scoop    best:" in result.stdout
+
+
+def test_every_example_is_shown_and_every_shown_file_is_run():
+    included = set()
+    for page in PAGES:
+        included.update(re.findall(r"^\.\. literalinclude:: (\S+)$", page.read_text(), flags=re.MULTILINE))
+    shown = {(DOCS / path).resolve() for path in included}
+    assert set(EXAMPLES) <= shown, "an example file that no page shows"
+    for path in shown:
+        assert path in EXAMPLES or path.parent == ROOT / "examples", f"{path} is shown but not run by this file"
+
+
+def test_python_code_appears_only_through_executed_files():
+    # Literal blocks ("::") and Python code blocks would not be executed.
+    for page in PAGES:
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            stripped = line.strip()
+            if stripped.startswith(".. code-block::"):
+                assert stripped.split("::")[1].strip() in ("console", "text"), f"{page.name}:{number}"
+            elif stripped.endswith("::") and not stripped.startswith(".. "):
+                pytest.fail(f"{page.name}:{number}: literal block; include an example file instead")
+
+
+@pytest.mark.parametrize("page, command", console_commands(), ids=lambda value: value)
+def test_console_commands_are_valid(page, command):
+    words = shlex.split(command)
+    if words[0] == "deap-lossgp":
+        args = build_parser().parse_args(words[1:])  # exits (fails the test) on an unknown option
+        if args.command in ("evolve", "evaluate", "benchmark"):
+            overrides = dict(args.overrides)
+            overrides.update({name: getattr(args, name) for name in ("epochs", "population", "generations")
+                              if getattr(args, name, None) is not None})
+            get_preset(args.preset, **overrides)  # raises on an unknown field or a bad value
+    elif words[:3] == ["python", "-m", "scoop"]:
+        script = next(word for word in words[3:] if word.endswith(".py"))
+        assert (ROOT / script).exists(), script
+    else:
+        assert words[0] in ("pip", "python"), f"{page}: unexpected command {command!r}"
