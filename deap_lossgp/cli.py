@@ -161,25 +161,28 @@ def format_record(record):
     :returns: the table as text.
     """
     lines = [f"expression: {record['expression']}"]
-    tasks = record.get("tasks") or []
-    header = f"{'task':<24}{'val acc':>9}{'CE acc':>9}{'val loss':>11}{'CE(val)':>10}{'base CE':>10}{'improv.':>10}  stop"
+    tasks = record.get("tasks") or {}
+    header = (f"{'task':<20}{'val acc':>9}{'CE acc':>9}{'val loss':>10}{'val CE':>9}{'CE(CE)':>9}"
+              f"{'improv.':>9}  stop")
     if tasks:
         lines += [header, "-" * len(header)]
-    for task in tasks:
+    for name, task in tasks.items():
+        baseline = task.get("baseline") or {}
         lines.append(
-            f"{task['task']:<24}{_num(task.get('val_accuracy')):>9}{_num(task.get('baseline_val_accuracy')):>9}"
-            f"{_num(task.get('val_loss')):>11}{_num(task.get('val_ce')):>10}{_num(task.get('baseline_val_ce')):>10}"
-            f"{_num(task.get('improvement')):>10}  {task.get('stop_reason', '')}"
+            f"{name:<20}{_num(task.get('val_accuracy')):>9}{_num(baseline.get('val_accuracy')):>9}"
+            f"{_num(task.get('val_loss')):>10}{_num(task.get('val_ce')):>9}{_num(baseline.get('val_ce')):>9}"
+            f"{_num(task.get('improvement')):>9}  {task.get('stop_reason', '')}"
         )
-    fitness = record.get("fitness")
-    lines.append(f"metric: {record.get('metric')}   wins: {fitness[0]:g}   fitness (average improvement): {fitness[1]:.4g}")
+    wins, improvement = record["fitness"]
+    lines.append(f"metric: {record.get('metric')} ({record.get('averaging')} averaging)   wins: {wins:g}   "
+                 f"fitness (average improvement): {improvement:.4g}")
     if record.get("reason"):
         lines.append(f"reason: {record['reason']}")
     return "\n".join(lines)
 
 
 def _num(value):
-    return "-" if value is None else f"{value:.4f}"
+    return "-" if value is None else f"{value:.4g}"
 
 
 def _cmd_export(args):

@@ -48,11 +48,10 @@ def logbook_rows(logbook):
     """
     rows = []
     for index, entry in enumerate(logbook):
-        row = {k: v for k, v in entry.items()}
+        row = dict(entry)
         for name, chapter in logbook.chapters.items():
-            for key, value in chapter[index].items():
-                if key not in row or key not in ("gen", "nevals"):
-                    row[f"{name}_{key}"] = value
+            # DEAP copies the top-level fields (gen, nevals...) into every chapter.
+            row.update({f"{name}_{key}": value for key, value in chapter[index].items() if key not in entry})
         rows.append(row)
     return rows
 

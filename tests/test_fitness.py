@@ -1,0 +1,222 @@
+"""LossFitness end to end: real small CNNs trained on the bundled digits.
+
+The module shares one baseline directory, so the cross-entropy baselines of
+the ``quick`` tasks are trained once.
+"""
+
+import json
+import os
+import pickle
+import random
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from deap_lossgp import LossFitness
+from deap_lossgp.fitness import WORST_FITNESS, score
+from deap_lossgp.losses import REFERENCE_EXPRESSIONS
+from deap_lossgp.presets import get_preset
+
+CE = REFERENCE_EXPRESSIONS["ce"]
+NGL = REFERENCE_EXPRESSIONS["ngl"]
+TINY_CE = "mul(0.0001, neg(mul(y_true, log(y_pred))))"
+# Pushes the true class's probability to zero until exp(.) * exp(.) overflows.
+EXPLODING = "neg(mul(exp(div(mul(y_true, 0.001), y_pred)), exp(div(mul(y_true, 0.001), y_pred))))"
+QUICK_TASKS = ["digits", "digits-noise0.4", "digits-n300"]
+
+
+@pytest.fixture(scope="module")
+def baseline_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("baselines"))
+
+
+@pytest.fixture(scope="module")
+def records_path(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("records") / "evaluations.jsonl")
+
+
+@pytest.fixture(scope="module")
+def quick(baseline_dir, records_path):
+    fitness = LossFitness(preset="quick", records_path=records_path, baseline_dir=baseline_dir)
+    fitness.prepare()
+    return fitness
+
+
+@pytest.fixture(scope="module")
+def ce_record(quick):
+    return quick.evaluate_detailed(CE)
+
+
+def _records(path):
+    with open(path, encoding="utf-8") as stream:
+        return [json.loads(line) for line in stream]
+
+
+def _rescore(record, metric):
+    entries = list(record["tasks"].values())
+    return score(entries, [entry["baseline"] for entry in entries], metric=metric)
+
+
+def test_baselines_are_stored_and_reused(quick, baseline_dir):
+    files = sorted(os.listdir(baseline_dir))
+    assert [name.rsplit("-", 1)[0] for name in files] == sorted(QUICK_TASKS)
+    stamps = {name: os.path.getmtime(os.path.join(baseline_dir, name)) for name in files}
+    again = LossFitness(preset="quick", baseline_dir=baseline_dir).prepare()
+    assert list(again) == QUICK_TASKS
+    assert {name: os.path.getmtime(os.path.join(baseline_dir, name)) for name in files} == stamps
+    record = again["digits"]
+    assert record["stop_reason"] == "completed" and record["settings"]["epochs"] == 6
+    assert 0.8 < record["val_accuracy"] <= 1.0 and 0.0 < record["test_accuracy"] <= 1.0
+
+
+def test_changed_setting_trains_a_new_baseline(baseline_dir):
+    before = set(os.listdir(baseline_dir))
+    LossFitness(preset="quick", baseline_dir=baseline_dir, tasks=["digits"], epochs=1, max_train_samples=100).prepare()
+    added = set(os.listdir(baseline_dir)) - before
+    assert len(added) == 1 and next(iter(added)).startswith("digits-n100-")
+
+
+@pytest.mark.slow
+def test_ce_as_a_tree_scores_about_zero(ce_record):
+    assert ce_record["status"] == "ok" and ce_record["stop_reason"] == "completed"
+    assert list(ce_record["tasks"]) == QUICK_TASKS
+    for entry in ce_record["tasks"].values():
+        assert abs(entry["improvement"]) <= 0.02
+        assert entry["val_ce"] == pytest.approx(entry["baseline"]["val_ce"], rel=0.05)
+    assert abs(ce_record["fitness"][1]) <= 0.02
+    (_, average), improvements = _rescore(ce_record, "ce")
+    assert all(abs(x) <= 0.05 for x in improvements)
+
+
+@pytest.mark.slow
+def test_ngl_trains_and_is_scored(quick, records_path):
+    record = quick.evaluate_detailed(NGL, test=True)
+    assert record["status"] == "ok" and record["reason"] is None
+    wins, average = record["fitness"]
+    improvements = [entry["improvement"] for entry in record["tasks"].values()]
+    assert wins == sum(x > 0 for x in improvements)
+    assert np.isfinite(average)
+    for entry in record["tasks"].values():
+        assert entry["epochs"] == 6 and entry["stop_reason"] == "completed"
+        assert len(entry["history"]["val_accuracy"]) == 6
+        assert 0.0 <= entry["test_accuracy"] <= 1.0
+        assert set(entry["baseline"]) >= {"val_loss", "val_accuracy", "val_ce", "test_accuracy"}
+    last = _records(records_path)[-1]
+    assert last["expression"] == NGL and last["fitness"] == [wins, average]
+    assert last["stop_reason"] == "completed" and last["time"] > 0
+    assert quick(NGL) == (wins, average)  # cached
+
+
+@pytest.mark.slow
+def test_tiny_constant_times_ce_fools_only_the_loss_metric(quick, baseline_dir):
+    literal = LossFitness(preset="quick", baseline_dir=baseline_dir, metric="loss", chance_after=0)
+    record = literal.evaluate_detailed(TINY_CE)
+    wins, average = record["fitness"]
+    assert wins == 3.0 and average > 0.99  # thesis §4.3: "better" by its tiny loss values
+    for metric in ("ce", "accuracy"):
+        (wins, average), _ = _rescore(record, metric)
+        assert wins == 0.0 and average < -0.1
+    # The quick default does not train it to the end: it learns nothing.
+    assert quick(TINY_CE)[0] == 0.0
+
+
+def test_nan_and_divergence_get_the_worst_fitness_with_a_reason(quick, baseline_dir, records_path):
+    lenient = LossFitness(
+        preset="quick", baseline_dir=baseline_dir, records_path=records_path, divergence_factor=1e300
+    )
+    record = lenient.evaluate_detailed(EXPLODING)
+    assert record["status"] == "failed" and record["stop_reason"] == "nan"
+    assert record["reason"].startswith("digits: training loss became")
+    assert tuple(record["fitness"]) == WORST_FITNESS
+    assert _records(records_path)[-1]["reason"] == record["reason"]
+    assert quick(EXPLODING) == WORST_FITNESS
+    assert _records(records_path)[-1]["stop_reason"] == "diverged"
+
+
+def test_invalid_trees_are_not_trained(quick, records_path):
+    record = quick.evaluate_detailed("y_pred")
+    assert record["status"] == "invalid" and record["tasks"] == {}
+    assert "y_true" in record["reason"] and tuple(record["fitness"]) == WORST_FITNESS
+    assert quick("add(y_true,") == WORST_FITNESS
+    last = _records(records_path)[-1]
+    assert last["status"] == "invalid" and "unreadable" in last["reason"]
+
+
+def test_equivalent_trees_are_trained_once(quick, records_path):
+    first, second = "add(y_true, y_pred)", "add(y_pred, y_true)"
+    assert quick.key(first) == quick.key(second)
+    fitness = quick(first)
+    count = len(_records(records_path))
+    assert quick(second) == fitness
+    assert len(_records(records_path)) == count
+    assert quick.cache[quick.key(first)] == fitness
+
+
+@pytest.mark.slow
+def test_same_fitness_again_and_global_random_state_untouched(quick, ce_record):
+    random.seed(7)
+    np.random.seed(7)
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    quick.cache.clear()
+    assert quick(CE) == tuple(ce_record["fitness"])
+    assert random.getstate() == python_state
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), numpy_state))
+
+
+@pytest.mark.slow
+def test_same_fitness_in_a_fresh_process(quick, baseline_dir, ce_record):
+    import tensorflow as tf
+
+    # Bit-identical results need the same thread pools as this process.
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    script = textwrap.dedent(
+        f"""
+        import warnings
+        warnings.simplefilter("ignore")
+        import tensorflow as tf
+        from deap_lossgp.fitness import LossFitness, configure_tensorflow
+        configure_tensorflow({threads})
+        tf.reduce_sum(tf.ones(2)).numpy()
+        print(repr(LossFitness(preset="quick", baseline_dir={baseline_dir!r})({CE!r})))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == repr(tuple(ce_record["fitness"]))
+
+
+def test_pickles_with_its_cache_and_works_with_a_deap_toolbox(quick, ce_record):
+    from deap import base, creator, gp
+
+    from deap_lossgp import from_string, make_pset
+
+    clone = pickle.loads(pickle.dumps(quick))
+    assert clone.config == quick.config and clone.cache == quick.cache
+    creator.create("FitnessTest", base.Fitness, weights=(1.0, 1.0))
+    creator.create("IndividualTest", gp.PrimitiveTree, fitness=creator.FitnessTest)
+    try:
+        toolbox = base.Toolbox()
+        toolbox.register("evaluate", clone)
+        individual = creator.IndividualTest(from_string(CE, make_pset()))
+        individual.fitness.values = toolbox.evaluate(individual)
+        assert individual.fitness.values == tuple(ce_record["fitness"])
+    finally:
+        del creator.IndividualTest, creator.FitnessTest
+
+
+def test_construction_checks_settings():
+    assert LossFitness(preset="quick", epochs=2).config.epochs == 2
+    config = get_preset("paper-small").fitness
+    assert LossFitness(preset=config).config == config
+    assert LossFitness(preset=get_preset("quick"), metric="ce").config.metric == "ce"
+    with pytest.raises(ValueError, match="search settings"):
+        LossFitness(preset="quick", population=10)
+    with pytest.raises(ValueError, match="epochs"):
+        LossFitness(preset="quick", epochs=0)
+    with pytest.raises(ValueError, match="unknown preset"):
+        LossFitness(preset="huge")
+    with pytest.raises(ValueError, match="unknown fitness setting"):
+        LossFitness(preset=config, population=3)
