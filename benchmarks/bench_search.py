@@ -16,9 +16,10 @@ Two figures, both ratios measured in one run on the machine at hand:
    workers) and is warmed up first (TensorFlow import, datasets), as a long
    run amortises both. The generation is ``--population`` distinct trainable
    trees (reference losses and scaled cross-entropies), so that no task stops
-   early at chance level and the two layouts do the same work. Algorithm 1's
-   own generations hold N = 3P/8 children: with 3 children on 2 workers its
-   speed-up cannot exceed 1.5x, so the figure for N children is printed too.
+   early at chance level and the two layouts do the same work: the P
+   evaluations of the initial population or of an NGL generation.
+   Algorithm 1's generations hold only N = 3P/8 children (3 for P = 8, an odd
+   number of tasks for 2 workers), so their figure is printed too.
 
 Usage::
 
@@ -32,6 +33,7 @@ import os
 import random
 import tempfile
 import time
+import warnings
 
 from deap_lossgp.algorithms import default_n_parents, eaSampleTournament
 from deap_lossgp.expression import from_string
@@ -117,6 +119,9 @@ def time_generation(workers, trees, warmup, args):
 
 
 def measure_speedup(args):
+    # This process only prepares baselines here; after the overhead run its
+    # TensorFlow keeps its thread count, which is harmless: workers set theirs.
+    warnings.filterwarnings("ignore", message="TensorFlow is already running", category=RuntimeWarning)
     trees = trainable_trees(args.population)
     warmup = trainable_trees(4, offset=args.population)
     timings = {workers: time_generation(workers, trees, warmup, args) for workers in (1, 2)}
@@ -126,8 +131,7 @@ def measure_speedup(args):
               f"{n} evaluations {children:.1f} s")
     print(f"  speed-up of 2 workers over 1, generation of {len(trees)}: {timings[1][0] / timings[2][0]:.2f}x "
           f"(target >= 1.6x)")
-    print(f"  speed-up of 2 workers over 1, generation of N={n} children: "
-          f"{timings[1][1] / timings[2][1]:.2f}x (at most {n / -(-n // 2):.2f}x)")
+    print(f"  speed-up of 2 workers over 1, generation of N={n} children: {timings[1][1] / timings[2][1]:.2f}x")
 
 
 def main():

@@ -96,22 +96,20 @@ def evaluate_individuals(individuals, toolbox, refresh=False):
                     by the new results.
     :returns: ``(nevals, ncached)``: evaluations run and evaluations saved.
     """
+    individuals = list(individuals)
     evaluator = caching_evaluator(toolbox)
     if evaluator is None:
-        fitnesses = toolbox.map(toolbox.evaluate, individuals)
-        count = 0
-        for ind, fit in zip(individuals, fitnesses):
+        for ind, fit in zip(individuals, toolbox.map(toolbox.evaluate, individuals)):
             ind.fitness.values = fit
-            count += 1
-        return count, 0
+        return len(individuals), 0
     cache = evaluator.cache
+    keys = [evaluator.key(ind) for ind in individuals]
     if refresh:
-        for ind in individuals:
-            cache.pop(evaluator.key(ind), None)
+        for key in keys:
+            cache.pop(key, None)
     pending = {}
     ncached = 0
-    for ind in individuals:
-        key = evaluator.key(ind)
+    for ind, key in zip(individuals, keys):
         if key in cache:
             ind.fitness.values = cache[key]
             ncached += 1

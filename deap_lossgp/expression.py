@@ -185,7 +185,9 @@ def to_sympy(tree):
     """The nominal formula of a tree as a sympy expression.
 
     Protected operators are shown as their plain counterparts (``div`` as
-    ``/``, ``log`` as ``log``...), which is how a reader thinks of them.
+    ``/``, ``log`` as ``log``...), which is how a reader thinks of them;
+    constant arguments are folded with the protected rule, so
+    ``sqrt(-0.25)`` shows as ``0.5``, not as an imaginary number.
 
     :param tree: a DEAP tree or an expression string.
     :returns: a :class:`sympy.Expr` in the symbols ``y_true`` and ``y_pred``.
@@ -199,8 +201,8 @@ def to_sympy(tree):
         "mul": lambda a, b: a * b,
         "div": lambda a, b: a / b,
         "neg": lambda a: -a,
-        "sqrt": sympy.sqrt,
-        "log": sympy.log,
+        "sqrt": lambda a: sympy.sqrt(abs(a)) if a.is_number else sympy.sqrt(a),
+        "log": lambda a: sympy.log(abs(a)) if a.is_number else sympy.log(a),
         "exp": sympy.exp,
         "sin": sympy.sin,
         "cos": sympy.cos,

@@ -49,7 +49,9 @@ What every backend guarantees:
   the evaluator). Other individuals are sent unchanged and must be picklable.
 * Each worker sets TensorFlow's thread pools once, before its first evaluation,
   so that the workers of one machine share its cores instead of each using all
-  of them (see :func:`get_map`'s *tf_threads*). The evaluator (for example
+  of them (see :func:`get_map`'s *tf_threads*). An evaluator that sets its own
+  thread count when it first trains (:class:`~deap_lossgp.fitness.LossFitness`
+  applies its configuration's ``threads``) has the last word. The evaluator (for example
   :class:`~deap_lossgp.fitness.LossFitness`) is sent with the tasks; it keeps
   the datasets it loads in its process, so each worker loads them once.
 """

@@ -98,8 +98,19 @@ def test_console_commands_are_valid(page, command):
             overrides.update({name: getattr(args, name) for name in ("epochs", "population", "generations")
                               if getattr(args, name, None) is not None})
             get_preset(args.preset, **overrides)  # raises on an unknown field or a bad value
-    elif words[:3] == ["python", "-m", "scoop"]:
-        script = next(word for word in words[3:] if word.endswith(".py"))
+    elif words[0] == "python" and any(word.endswith(".py") for word in words):
+        script = next(word for word in words if word.endswith(".py"))
         assert (ROOT / script).exists(), script
+        if script == "examples/evolve_loss.py":
+            parse_example_arguments(words[words.index(script) + 1:])
     else:
         assert words[0] in ("pip", "python"), f"{page}: unexpected command {command!r}"
+
+
+def parse_example_arguments(arguments):
+    """Parse arguments with the example script's own parser, in a subprocess
+    (the script creates DEAP creator classes at import)."""
+    code = ("import runpy, sys; namespace = runpy.run_path(sys.argv[1]); "
+            "sys.argv = ['evolve_loss.py', *sys.argv[2:]]; namespace['parse_arguments']()")
+    result = run([sys.executable, "-c", code, str(ROOT / "examples" / "evolve_loss.py"), *arguments], cwd=ROOT)
+    assert result.returncode == 0, result.stderr

@@ -152,3 +152,8 @@ def test_standalone_source_imports_without_deap_lossgp(tmp_path):
 def test_bad_class_name_rejected():
     with pytest.raises(ValueError, match="identifier"):
         to_python_source("add(y_true, y_pred)", class_name="not valid")
+
+
+def test_protected_constants_fold_to_real_numbers_in_formulas():
+    assert "I" not in simplified("add(sqrt(-0.25), y_pred)")
+    assert simplified("add(sqrt(-0.25), y_pred)") == "y_pred + 0.5"

@@ -76,7 +76,7 @@ def test_changed_setting_trains_a_new_baseline(baseline_dir):
     before = set(os.listdir(baseline_dir))
     LossFitness(preset="quick", baseline_dir=baseline_dir, tasks=["digits"], epochs=1, max_train_samples=100).prepare()
     added = set(os.listdir(baseline_dir)) - before
-    assert len(added) == 1 and next(iter(added)).startswith("digits-n100-")
+    assert len(added) == 1 and next(iter(added)).startswith("digits-")
 
 
 @pytest.mark.slow
@@ -218,5 +218,7 @@ def test_construction_checks_settings():
         LossFitness(preset="quick", epochs=0)
     with pytest.raises(ValueError, match="unknown preset"):
         LossFitness(preset="huge")
-    with pytest.raises(ValueError, match="unknown fitness setting"):
+    with pytest.raises(ValueError, match="search settings"):
         LossFitness(preset=config, population=3)
+    with pytest.raises(ValueError, match="unknown fitness setting"):
+        LossFitness(preset=config, epoch=3)

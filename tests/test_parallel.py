@@ -13,6 +13,7 @@ import pytest
 from deap import creator, gp, tools
 
 from deap_lossgp.algorithms import eaNGL, eaSampleTournament
+from deap_lossgp.expression import from_string
 from deap_lossgp.parallel import ProcessMap, SerialMap, get_map, portable
 from deap_lossgp.primitives import make_pset
 
@@ -109,7 +110,9 @@ def _run_with(algorithm, seed, evaluate, map_, ngen=3):
 def test_process_map_runs_in_workers_in_order():
     pset = make_pset()
     texts = ["add(y_true, y_pred)", "mul(y_true, log(y_pred))", "sub(0.5, mul(y_pred, y_true))", "neg(y_pred)"]
-    individuals = [creator.IndividualCheap(gp.PrimitiveTree.from_string(t, pset)) for t in texts]
+    # Creator classes and ephemeral constants ("const" nodes) that the spawned workers never created.
+    individuals = [creator.IndividualCheap(from_string(t, pset)) for t in texts]
+    assert any(isinstance(type(node), gp.MetaEphemeral) for node in individuals[2])
     with ProcessMap(workers=2, tf_threads=None) as pmap:
         results = pmap(describe, individuals)
         assert pmap([].__len__, []) == []

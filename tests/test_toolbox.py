@@ -2,6 +2,7 @@
 user classes."""
 
 import functools
+import os
 import pickle
 import random
 import subprocess
@@ -106,3 +107,18 @@ def test_toolbox_runs_both_algorithms(algorithm):
     population = toolbox.population(n=search.population)
     population, logbook = algorithm(population, toolbox, ngen=2, verbose=False)
     assert len(population) == 8 and len(logbook) == 3
+
+
+EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "evolve_loss.py")
+
+
+@pytest.mark.slow
+def test_by_hand_example_runs_under_scoop(tmp_path):
+    command = [sys.executable, "-m", "scoop", "-n", "2", EXAMPLE, "--population", "4", "--generations", "1",
+               "--epochs", "1", "--baseline-dir", str(tmp_path / "baselines"),
+               "--checkpoint", str(tmp_path / "run.pkl"), "--export", str(tmp_path / "best_loss.py")]
+    completed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "best loss:" in completed.stdout and "evaluations: " in completed.stdout
+    assert (tmp_path / "run.pkl").exists()
+    assert "CLASS_NAME = 'EvolvedLoss'" in (tmp_path / "best_loss.py").read_text()

@@ -189,16 +189,17 @@ class TaskData:
         return tuple(self.x_train.shape[1:])
 
 
-def _split(labels, fraction, seed):
-    # Stratified when every class can appear on both sides, plain otherwise.
+def _split(labels, held_out, seed):
+    """Seeded ``(kept, held_out)`` index arrays; ``held_out`` is a fraction (float) or a count (int)."""
     from sklearn.model_selection import train_test_split
 
     indices = np.arange(len(labels))
     counts = np.bincount(labels)
-    n_small = int(round(fraction * len(labels))) if isinstance(fraction, float) else fraction
+    n_held = int(round(held_out * len(labels))) if isinstance(held_out, float) else held_out
     classes = int(np.count_nonzero(counts))
-    stratify = labels if counts[counts > 0].min() >= 2 and classes <= n_small <= len(labels) - classes else None
-    return train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
+    # Stratified when every class can appear on both sides, plain otherwise.
+    stratify = labels if counts[counts > 0].min() >= 2 and classes <= n_held <= len(labels) - classes else None
+    return train_test_split(indices, test_size=held_out, random_state=seed, stratify=stratify)
 
 
 def _readonly(*arrays):

@@ -64,8 +64,8 @@ class LossFitness:
 
        ``canonical key -> fitness`` of every evaluated tree; identical and
        evidently equivalent trees (:func:`~deap_lossgp.expression.canonical_key`)
-       are trained once.  Save and restore it with a checkpoint to skip them
-       after a resume too.
+       are trained once (a cache hit returns at once and writes no record).
+       Save and restore it with a checkpoint to skip them after a resume too.
 
     .. attribute:: config
 
@@ -75,8 +75,11 @@ class LossFitness:
     def __init__(self, preset="quick", records_path=None, baseline_dir=None, **overrides):
         import dataclasses
 
-        from ..presets import FitnessConfig, Preset, get_preset
+        from ..presets import FitnessConfig, Preset, SearchConfig, get_preset
 
+        search = sorted(set(overrides) & {f.name for f in dataclasses.fields(SearchConfig)})
+        if search:
+            raise ValueError(f"{search} are search settings: give them to the search, not to LossFitness")
         if isinstance(preset, Preset):
             preset = preset.fitness
         if isinstance(preset, FitnessConfig):
@@ -86,12 +89,6 @@ class LossFitness:
                 raise ValueError(f"unknown fitness setting(s) {unknown}; valid: {', '.join(sorted(fields))}")
             config = dataclasses.replace(preset, **overrides)
         else:
-            search = {f.name for f in dataclasses.fields(get_preset("quick").search)} & set(overrides)
-            if search:
-                raise ValueError(
-                    f"{sorted(search)} are search settings; pass them to the search (get_preset(...).search), "
-                    "not to LossFitness"
-                )
             config = get_preset(preset, **overrides).fitness
         self.config = config
         self.records_path = None if records_path is None else os.fspath(records_path)

@@ -134,22 +134,29 @@ def _guard_callback(threshold, chance_after, divergence_factor):
             self.reason = "completed"
             self.detail = None
             self._scale = None
+            self._epoch = 0
 
         def _stop(self, reason, detail):
             if self.reason == "completed":
                 self.reason, self.detail = reason, detail
             self.model.stop_training = True
 
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch = epoch + 1
+
         def on_train_batch_end(self, batch, logs=None):
             loss = (logs or {}).get("loss")
             if loss is None:
                 return
             if not math.isfinite(loss):
-                self._stop("nan", f"training loss became {loss} at step {batch}")
+                self._stop("nan", f"training loss became {loss} at step {batch + 1} of epoch {self._epoch}")
             elif self._scale is None:
                 self._scale = max(abs(loss), 1.0)
             elif abs(loss) > divergence_factor * self._scale:
-                self._stop("diverged", f"training loss {loss:.4g} exceeds {divergence_factor:g} x its start")
+                self._stop(
+                    "diverged",
+                    f"training loss {loss:.4g} exceeds {divergence_factor:g} x its start in epoch {self._epoch}",
+                )
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
@@ -166,11 +173,6 @@ def _guard_callback(threshold, chance_after, divergence_factor):
     return TrainingGuard()
 
 
-def _finite_or_nan(value):
-    value = float(value)
-    return value if math.isfinite(value) else float("nan")
-
-
 def _fit(network, data, epochs, batch_size, seed, chance_after, divergence_factor, evaluate_test):
     import keras
 
@@ -181,20 +183,21 @@ def _fit(network, data, epochs, batch_size, seed, chance_after, divergence_facto
     history = network.fit(
         train, validation_data=val, epochs=epochs, callbacks=[reduce_lr, guard], shuffle=False, verbose=0
     ).history
-    record = {"history": {name: [_finite_or_nan(v) for v in values] for name, values in history.items()}}
+    record = {"history": {name: [float(v) for v in values] for name, values in history.items()}}
     if evaluate_test and guard.reason == "completed":
         test = _dataset(data.x_test, data.y_test, data.num_classes, data.pixel_max, batch_size)
         measured = network.evaluate(test, verbose=0, return_dict=True)
-        record.update({f"test_{name}": _finite_or_nan(measured[name]) for name in ("loss", "accuracy", "ce")})
-    nan = [float("nan")]
-    val_accuracy = history.get("val_accuracy") or nan
+        record.update({f"test_{name}": float(measured[name]) for name in ("loss", "accuracy", "ce")})
+    last = {name: values[-1] for name, values in record["history"].items()}
+    nan = float("nan")
     record.update(
         {
-            "val_loss": (record["history"].get("val_loss") or nan)[-1],
-            "val_accuracy": _finite_or_nan(val_accuracy[-1]),
-            "val_ce": (record["history"].get("val_ce") or nan)[-1],
-            "best_val_accuracy": max((v for v in record["history"].get("val_accuracy", []) if math.isfinite(v)),
-                                     default=float("nan")),
+            "val_loss": last.get("val_loss", nan),
+            "val_accuracy": last.get("val_accuracy", nan),
+            "val_ce": last.get("val_ce", nan),
+            "best_val_accuracy": max(
+                (v for v in record["history"].get("val_accuracy", []) if math.isfinite(v)), default=nan
+            ),
             "epochs": len(history.get("loss", [])),
             "stop_reason": guard.reason,
             "stop_detail": guard.detail,

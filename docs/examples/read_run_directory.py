@@ -11,9 +11,9 @@ from deap_lossgp.rundir import read_records
 
 with tempfile.TemporaryDirectory() as workspace:
     run = pathlib.Path(workspace) / "run"
-    # The same as typing: deap-lossgp evolve --population 4 --generations 1 --epochs 1 ...
+    # The same as typing: deap-lossgp evolve --population 2 --generations 1 --epochs 1 ...
     status = main([
-        "evolve", "--population", "4", "--generations", "1", "--epochs", "1",
+        "evolve", "--population", "2", "--generations", "1", "--epochs", "1",
         "--set", 'tasks=["digits"]', "--set", "max_train_samples=300",
         "--backend", "serial", "--quiet", "--output", str(run),
     ])
