@@ -68,7 +68,11 @@ def _canonical_name(target):
 def _resolve_reexports(app, env, node, contnode):
     if node.get("refdomain") != "py":
         return None
-    canonical = _canonical_name(node["reftarget"])
+    target = node["reftarget"]
+    if "." not in target and node.get("py:module"):
+        # A short name in a package's docstring, e.g. LossFitness in deap_lossgp.fitness.
+        target = f"{node['py:module']}.{target}"
+    canonical = _canonical_name(target)
     if canonical is None or canonical == node["reftarget"]:
         return None
     return env.get_domain("py").resolve_xref(env, node["refdoc"], app.builder, node["reftype"], canonical, node,
