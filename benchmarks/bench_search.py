@@ -124,14 +124,25 @@ def measure_speedup(args):
     warnings.filterwarnings("ignore", message="TensorFlow is already running", category=RuntimeWarning)
     trees = trainable_trees(args.population)
     warmup = trainable_trees(4, offset=args.population)
-    timings = {workers: time_generation(workers, trees, warmup, args) for workers in (1, 2)}
     n = default_n_parents(args.population)
-    for workers, (full, children, threads) in timings.items():
+    best = {}
+    # Alternate the layouts and keep each one's fastest repeat: other load on
+    # the machine only ever slows a repeat down.
+    for _ in range(args.repeats):
+        for workers in (1, 2):
+            full, children, threads = time_generation(workers, trees, warmup, args)
+            previous = best.get(workers, (float("inf"), float("inf"), threads))
+            best[workers] = (min(full, previous[0]), min(children, previous[1]), threads)
+    for workers, (full, children, threads) in best.items():
         print(f"  {workers} worker(s) x {threads} TensorFlow thread(s): {len(trees)} evaluations {full:.1f} s, "
               f"{n} evaluations {children:.1f} s")
-    print(f"  speed-up of 2 workers over 1, generation of {len(trees)}: {timings[1][0] / timings[2][0]:.2f}x "
+    print(f"  speed-up of 2 workers over 1, generation of {len(trees)}: {best[1][0] / best[2][0]:.2f}x "
           f"(target >= 1.6x)")
-    print(f"  speed-up of 2 workers over 1, generation of N={n} children: {timings[1][1] / timings[2][1]:.2f}x")
+    print(f"  speed-up of 2 workers over 1, generation of N={n} children: {best[1][1] / best[2][1]:.2f}x")
+
+
+def load_average():
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else ""
 
 
 def main():
@@ -141,14 +152,18 @@ def main():
     parser.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-dir", help="where cross-entropy baselines are stored (default: the user cache)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="timings per worker layout for the speed-up; the fastest counts (default: 1)")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-speedup", action="store_true")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPU core(s)")
+    # Other processes distort the figures, the speed-up most: show the load.
+    print(f"{os.cpu_count()} CPU core(s), {load_average()}")
     if not args.skip_overhead:
         measure_overhead(args)
     if not args.skip_speedup:
         measure_speedup(args)
+    print(load_average())
 
 
 if __name__ == "__main__":

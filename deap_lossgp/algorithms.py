@@ -264,7 +264,8 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
                        and take the new values, for a noisy fitness.
     :param archive: A list that receives the eliminated individuals (the
                     archive), optional; pass your own list to inspect it
-                    after the run. It is extended in place.
+                    after the run. It is extended in place, by P individuals
+                    per generation, and saved in the checkpoint.
     :param stats: A :class:`~deap.tools.Statistics` object that is updated
                   inplace, optional.
     :param halloffame: A :class:`~deap.tools.HallOfFame` object that will

@@ -313,6 +313,10 @@ def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="pro
 
     output = pathlib.Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    environment = {
+        "deap_lossgp": __version__, "deap": deap.__version__, "keras": keras.__version__,
+        "python": platform.python_version(), "machine": f"{platform.machine()}, {_cores()} CPU cores, no GPU",
+    }
     results = []
     for seed in seeds:
         progress(f"seed {seed}: running eaNGL then eaSampleTournament ...")
@@ -320,6 +324,8 @@ def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="pro
         progress(f"seed {seed}: time ratio {result['st']['wall_time'] / result['ngl']['wall_time']:.3f}, "
                  f"evaluations {result['st']['nevals']} / {result['ngl']['nevals']}")
         results.append(result)
+        # A report after every seed, so a long benchmark can be read while it runs.
+        write_report(output, results, None, command, environment)
     heldout = None
     if heldout_seeds:
         progress(f"held-out evaluation with {heldout_seeds} training seeds ...")
@@ -335,10 +341,6 @@ def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="pro
             heldout = heldout_table(expressions, preset=preset, seeds=heldout_seeds, **overrides)
             heldout_path.write_text(json.dumps({"expressions": expressions, "seeds": heldout_seeds,
                                                 "table": heldout}, indent=2))
-    environment = {
-        "deap_lossgp": __version__, "deap": deap.__version__, "keras": keras.__version__,
-        "python": platform.python_version(), "machine": f"{platform.machine()}, {_cores()} CPU cores, no GPU",
-    }
     return write_report(output, results, heldout, command, environment)
 
 
