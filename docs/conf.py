@@ -4,11 +4,11 @@ Build with ``python -m sphinx -W --keep-going -b html docs docs/_build/html``
 (warnings are errors, as in the test suite).
 """
 
-import os
+import pathlib
 import sys
 
 # Document the package of this source tree even when it is not installed.
-sys.path.insert(0, os.path.abspath(".."))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 import deap_lossgp  # noqa: E402
 

@@ -2,7 +2,10 @@
 every command it shows is accepted by the command line, so the docs cannot
 drift from the code."""
 
+import importlib
+import inspect
 import pathlib
+import pkgutil
 import re
 import shlex
 import subprocess
@@ -10,14 +13,17 @@ import sys
 
 import pytest
 
+import deap_lossgp
 from deap_lossgp.cli import build_parser
+from deap_lossgp.losses import REFERENCE_EXPRESSIONS
 from deap_lossgp.presets import get_preset
+from deap_lossgp.standalone import parse
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 EXAMPLES = sorted((DOCS / "examples").glob("*.py"))
 PAGES = sorted(DOCS.glob("*.rst"))
-# Examples that train networks or start processes take longer than ~10 s.
+# Examples that train networks take longer than ~10 s.
 SLOW_EXAMPLES = {"compile_loss.py", "expression_tools.py", "metric_failure.py", "read_run_directory.py"}
 
 
@@ -59,7 +65,6 @@ def test_example_runs(example, tmp_path):
     assert result.stdout.strip(), "an example shows what it does"
 
 
-@pytest.mark.slow
 def test_parallel_example_runs_under_scoop(tmp_path):
     result = run([sys.executable, "-m", "scoop", "-n", "2", str(DOCS / "examples" / "parallel_search.py")],
                  cwd=tmp_path)
@@ -98,6 +103,8 @@ def test_console_commands_are_valid(page, command):
             overrides.update({name: getattr(args, name) for name in ("epochs", "population", "generations")
                               if getattr(args, name, None) is not None})
             get_preset(args.preset, **overrides)  # raises on an unknown field or a bad value
+        if args.command == "evaluate":
+            parse(REFERENCE_EXPRESSIONS.get(args.expression, args.expression))  # raises on a malformed expression
     elif words[0] == "python" and any(word.endswith(".py") for word in words):
         script = next(word for word in words if word.endswith(".py"))
         assert (ROOT / script).exists(), script
@@ -114,3 +121,48 @@ def parse_example_arguments(arguments):
             "sys.argv = ['evolve_loss.py', *sys.argv[2:]]; namespace['parse_arguments']()")
     result = run([sys.executable, "-c", code, str(ROOT / "examples" / "evolve_loss.py"), *arguments], cwd=ROOT)
     assert result.returncode == 0, result.stderr
+
+
+def public_callables():
+    """Every public function, class and method, by the module that defines it."""
+    for info in pkgutil.walk_packages(deap_lossgp.__path__, "deap_lossgp."):
+        module = importlib.import_module(info.name)
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if getattr(obj, "__module__", None) != info.name:
+                continue  # documented where it is defined
+            if inspect.isfunction(obj):
+                yield f"{info.name}.{name}", obj
+            elif inspect.isclass(obj):
+                yield f"{info.name}.{name}", obj
+                for attribute, member in vars(obj).items():
+                    if isinstance(member, (classmethod, staticmethod)):
+                        member = member.__func__
+                    if inspect.isfunction(member) and (attribute == "__call__" or not attribute.startswith("_")):
+                        yield f"{info.name}.{name}.{attribute}", member
+
+
+def docstring_problems(name, obj):
+    doc = inspect.getdoc(obj) or ""
+    if not doc:
+        return [f"{name}: no docstring"]
+    problems = []
+    try:
+        parameters = inspect.signature(obj).parameters.values()
+    except ValueError:  # exception classes: no signature of their own
+        parameters = []
+    for parameter in parameters:
+        if parameter.name not in ("self", "cls") and parameter.kind is not parameter.VAR_POSITIONAL:
+            if f":param {parameter.name}:" not in doc:
+                problems.append(f"{name}: no :param {parameter.name}:")
+    if inspect.isfunction(obj) and ":returns:" not in doc:
+        problems.append(f"{name}: no :returns:")
+    return problems
+
+
+def test_every_public_function_documents_its_parameters_and_result():
+    # The API reference is generated from these docstrings.
+    problems = []
+    for name, obj in public_callables():
+        problems += docstring_problems(name, obj)
+    assert not problems, "\n".join(problems)
