@@ -202,6 +202,8 @@ def write_report(output, results, heldout, command, environment):
     :param environment: a dict describing versions and machine.
     :returns: the path of ``report.md``.
     """
+    from .algorithms import default_n_parents
+
     output = pathlib.Path(output)
     _plots(output, results)
     lines = ["# Benchmark: eaSampleTournament (thesis Algorithm 1) against eaNGL", ""]
@@ -224,6 +226,12 @@ def write_report(output, results, heldout, command, environment):
         )
     ratio_time = [r["st"]["wall_time"] / r["ngl"]["wall_time"] for r in results]
     ratio_evals = [r["st"]["nevals"] / max(r["ngl"]["nevals"], 1) for r in results]
+    # Without generation 0 (both evaluate the same P initial trees) the expected ratio is N/P.
+    later = {key: [sum(row["nevals"] for row in r[key]["curve"][1:]) for r in results] for key in ("ngl", "st")}
+    ratio_later = [s / max(n, 1) for s, n in zip(later["st"], later["ngl"])]
+    population, generations = results[0]["population"], results[0]["generations"]
+    n_parents = default_n_parents(population)
+    expected_all = (population + generations * n_parents) / (population + generations * population)
     lines += [
         "", f"Aggregated over {len(results)} seed(s) (mean ± std):", "",
         "| quantity | NGL | ours | ours / NGL | thesis (ours / NGL) |",
@@ -232,7 +240,10 @@ def write_report(output, results, heldout, command, environment):
         f"| {_mean_std([r['st']['wall_time'] for r in results])} | {_mean_std(ratio_time)} "
         f"| {THESIS_TIME_RATIO['small']:.2f} small, {THESIS_TIME_RATIO['large']:.2f} large |",
         f"| evaluations | {_mean_std([r['ngl']['nevals'] for r in results])} "
-        f"| {_mean_std([r['st']['nevals'] for r in results])} | {_mean_std(ratio_evals)} | N/P = 0.375 |",
+        f"| {_mean_std([r['st']['nevals'] for r in results])} | {_mean_std(ratio_evals)} "
+        f"| expected (P+TN)/(P+TP) = {expected_all:.3f} before cache hits |",
+        f"| evaluations after generation 0 | {_mean_std(later['ngl'])} | {_mean_std(later['st'])} "
+        f"| {_mean_std(ratio_later)} | N/P = {n_parents / population:.3f} |",
         f"| evaluations saved by the cache | {_mean_std([r['ngl']['ncached'] for r in results])} "
         f"| {_mean_std([r['st']['ncached'] for r in results])} | | |",
         f"| best wins | {_mean_std([r['ngl']['best_fitness'][0] for r in results])} "
@@ -315,7 +326,7 @@ def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="pro
     output.mkdir(parents=True, exist_ok=True)
     environment = {
         "deap_lossgp": __version__, "deap": deap.__version__, "keras": keras.__version__,
-        "python": platform.python_version(), "machine": f"{platform.machine()}, {_cores()} CPU cores, no GPU",
+        "python": platform.python_version(), "machine": f"{platform.machine()}, {_cores()} CPU cores, {_gpus()}",
     }
     results = []
     for seed in seeds:
@@ -348,3 +359,10 @@ def _cores():
     import os
 
     return os.cpu_count()
+
+
+def _gpus():
+    import tensorflow as tf
+
+    count = len(tf.config.list_physical_devices("GPU"))
+    return f"{count} GPU(s)" if count else "no GPU"

@@ -97,8 +97,10 @@ class RunDirectory:
         """Write ``config.json`` (atomically).
 
         :param config: a JSON-serialisable dict.
+        :returns: the path written.
         """
         self._write_text(self.config, json.dumps(_json_safe(config), indent=2, sort_keys=True) + "\n")
+        return self.config
 
     def read_config(self):
         """Read ``config.json``.
@@ -116,6 +118,7 @@ class RunDirectory:
         """Write ``logbook.csv`` and the ``fitness.png`` plot.
 
         :param logbook: the search's :class:`deap.tools.Logbook`.
+        :returns: the path of ``logbook.csv``.
         """
         rows = logbook_rows(logbook)
         columns = list(dict.fromkeys(key for row in rows for key in row))
@@ -126,6 +129,7 @@ class RunDirectory:
             writer.writerows(rows)
         os.replace(temporary, self.logbook)
         self._plot(rows)
+        return self.logbook
 
     def _plot(self, rows):
         import matplotlib

@@ -98,6 +98,12 @@ class ProgressMap:
         self.chunk = max(1, chunk)
 
     def __call__(self, function, iterable):
+        """Map ``function`` over ``iterable`` with the wrapped map.
+
+        :param function: the function to apply.
+        :param iterable: the items.
+        :returns: the list of results, in order.
+        """
         items = list(iterable)
         results = []
         for start in range(0, len(items), self.chunk):
@@ -107,7 +113,10 @@ class ProgressMap:
         return results
 
     def close(self):
-        """Close the wrapped map."""
+        """Close the wrapped map.
+
+        :returns: ``None``.
+        """
         self.inner.close()
 
 

@@ -83,7 +83,7 @@ def _cos(xp, a):
     return xp.cos(a)
 
 
-#: name -> (arity, function(xp, *args)); ``xp`` is ``numpy`` or ``keras.ops``.
+#: name -> ``(arity, function(xp, *args))``; ``xp`` is ``numpy`` or ``keras.ops``.
 OPERATORS = {
     "add": (2, _add),
     "sub": (2, _sub),
@@ -228,6 +228,7 @@ def _build_loss_class():
         :param expression: the loss expression (defaults to the module's).
         :param name: the loss name Keras shows.
         :param reduction: Keras reduction over the batch.
+        :param dtype: the dtype of the computation (Keras's default if ``None``).
         """
 
         def __init__(self, expression=None, name="evolved_loss", reduction="sum_over_batch_size", dtype=None):
@@ -239,6 +240,12 @@ def _build_loss_class():
             self._program = parse(expression)
 
         def call(self, y_true, y_pred):
+            """The loss per sample.
+
+            :param y_true: one-hot or integer labels.
+            :param y_pred: predicted probabilities, shape ``(batch, classes)``.
+            :returns: the expression averaged over classes, shape ``(batch,)``.
+            """
             ops = keras.ops
             y_pred = ops.convert_to_tensor(y_pred)
             y_true = ops.convert_to_tensor(y_true)
@@ -248,6 +255,10 @@ def _build_loss_class():
             return ops.mean(evaluate(self._program, y_true, y_pred, ops), axis=-1)
 
         def get_config(self):
+            """The serialisable configuration.
+
+            :returns: a dict holding the expression, name and reduction.
+            """
             return {"expression": self.expression, "name": self.name, "reduction": self.reduction}
 
     _ExpressionLoss.__name__ = _ExpressionLoss.__qualname__ = CLASS_NAME
