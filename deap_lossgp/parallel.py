@@ -77,9 +77,10 @@ def get_map(backend="serial", workers=None, tf_threads="auto"):
     :param workers: Number of worker processes for ``"process"`` (default: the
                     number of CPU cores). Ignored by ``"serial"``; for
                     ``"scoop"`` the number of workers is SCOOP's ``-n``.
-    :param tf_threads: TensorFlow intra-op threads per worker: an :class:`int`,
-                       ``"auto"`` (the machine's cores divided by the workers,
-                       at least 1) or ``None`` to leave TensorFlow's defaults
+    :param tf_threads: TensorFlow threads (intra- and inter-op) per worker: an
+                       :class:`int`, ``"auto"`` (the machine's cores divided
+                       by the workers, at least 1) or ``None`` to leave
+                       TensorFlow's defaults
                        (no TensorFlow import, for evaluators that do not train).
                        With ``"scoop"`` across several machines, ``"auto"``
                        divides each host's cores by the total number of
@@ -94,10 +95,10 @@ def get_map(backend="serial", workers=None, tf_threads="auto"):
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown map backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive integer or None, got {workers!r}")
     if not (tf_threads is None or tf_threads == "auto"
-            or (isinstance(tf_threads, int) and tf_threads >= 1)):
+            or (isinstance(tf_threads, int) and not isinstance(tf_threads, bool) and tf_threads >= 1)):
         raise ValueError(f"tf_threads must be a positive integer, 'auto' or None, got {tf_threads!r}")
     if backend == "serial":
         return SerialMap()

@@ -99,6 +99,22 @@ def test_stop_on_failure_skips_remaining_tasks(digits):
         train_tasks(backwards, [digits, digits], chance_after=[1], **SETTINGS)
 
 
+def test_repeated_trainings_release_their_graphs():
+    import gc
+
+    tiny = load_task(TaskSpec("digits", max_train_samples=64))
+
+    def live_graphs():
+        gc.collect()
+        return sum(type(o).__name__ == "FuncGraph" for o in gc.get_objects())
+
+    train_model("categorical_crossentropy", tiny, epochs=1, chance_after=0)
+    before = live_graphs()
+    for _ in range(3):
+        train_model("categorical_crossentropy", tiny, epochs=1, chance_after=0)
+    assert live_graphs() <= before
+
+
 def test_chance_threshold():
     labels = np.repeat(np.arange(10), 100)
     assert chance_threshold(labels, 10) == pytest.approx(0.1 + 3 * math.sqrt(0.09 / 1000))

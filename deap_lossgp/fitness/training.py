@@ -14,6 +14,7 @@ The setup follows the NGL paper: Adam and
 """
 
 import contextlib
+import functools
 import math
 import random
 import time
@@ -107,6 +108,23 @@ def chance_threshold(labels, num_classes):
     """
     rate = float(np.bincount(labels, minlength=num_classes).max()) / len(labels)
     return min(1.0, rate + 3.0 * math.sqrt(rate * (1.0 - rate) / len(labels)))
+
+
+@functools.lru_cache(maxsize=None)
+def _adam_class():
+    import keras
+    import tensorflow as tf
+
+    class Adam(keras.optimizers.Adam):
+        # On one replica, summing gradients across replicas is the identity. Skipping it matters:
+        # TensorFlow's all-reduce registers a gradient function globally at every trace, which
+        # keeps each traced training graph (several MB) alive for the life of the process.
+        def _all_reduce_sum_gradients(self, grads_and_vars):
+            if tf.distribute.get_strategy().num_replicas_in_sync == 1:
+                return list(grads_and_vars)
+            return super()._all_reduce_sum_gradients(grads_and_vars)
+
+    return Adam
 
 
 def _dataset(x, y, num_classes, pixel_max, batch_size, shuffle_seed=None):
@@ -270,7 +288,7 @@ def train_tasks(
                 keras.utils.set_random_seed(int(seed))
                 network = build_model(model, data.input_shape, data.num_classes)
                 network.compile(
-                    optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                    optimizer=_adam_class()(learning_rate=learning_rate),
                     loss=loss,
                     metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name="ce")],
                 )
