@@ -87,8 +87,8 @@ def main():
             evaluations.append(timed(evaluate))
             bares.append(timed(bare_fit, fitness.config))
         evaluation, bare = statistics.median(evaluations), statistics.median(bares)
-        tasks = len(fitness.config.tasks)
-        print(f"quick evaluation ({tasks} tasks, {fitness.config.epochs} epochs): {evaluation:.2f} s (median of {args.repeats})")
+        setting = f"{len(fitness.config.tasks)} tasks, {fitness.config.epochs} epochs"
+        print(f"quick evaluation ({setting}): {evaluation:.2f} s (median of {args.repeats})")
         print(f"bare model.fit with cross-entropy, same model and data: {bare:.2f} s")
         print(f"ratio evaluation / bare fit: {evaluation / bare:.2f} (target <= 1.3)")
 

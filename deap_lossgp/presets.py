@@ -59,10 +59,11 @@ class FitnessConfig:
     what a loss is chosen for, it cannot be gamed by rescaling the loss (a
     tiny constant times cross-entropy learns no better, so it cannot win,
     unlike under the thesis's ``loss`` metric, §4.3), and unlike ``ce`` it
-    does not favour losses whose predictions look like cross-entropy's
-    (NGL, for one, beats cross-entropy on accuracy while its predictions are
-    less confident).  Its granularity is one validation sample, so small
-    differences are ties, which do not count as wins.
+    does not favour losses whose predictions look like cross-entropy's (on
+    the ``quick`` tasks NGL beats cross-entropy on accuracy but not on
+    ``ce``: its predictions are less confident).  Its granularity is one
+    validation sample, so small differences are ties, which do not count as
+    wins.
 
     :param tasks: the tasks (dataset names, dicts or
                   :class:`~deap_lossgp.fitness.TaskSpec`), at least one,

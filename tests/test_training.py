@@ -99,6 +99,7 @@ def test_stop_on_failure_skips_remaining_tasks(digits):
         train_tasks(backwards, [digits, digits], chance_after=[1], **SETTINGS)
 
 
+@pytest.mark.slow
 def test_repeated_trainings_release_their_graphs():
     import gc
 

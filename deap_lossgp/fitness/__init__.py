@@ -22,7 +22,7 @@ from .datasets import (
 from .evaluator import LossFitness
 from .models import MODELS, build_model, get_model_builder, register_model
 from .scoring import AVERAGING, METRICS, WORST_FITNESS, aggregate, improvement, score
-from .training import STOP_REASONS, configure_tensorflow, train_model
+from .training import STOP_REASONS, configure_tensorflow, train_model, train_tasks
 
 __all__ = [
     "LossFitness",
@@ -47,6 +47,7 @@ __all__ = [
     "STOP_REASONS",
     "configure_tensorflow",
     "train_model",
+    "train_tasks",
     "DEFAULT_BASELINE_DIR",
     "get_baseline",
 ]

@@ -105,5 +105,6 @@ def get_baseline(task, data, config, directory=None):
     handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         json.dump(record, stream, indent=1)
+    os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
     os.replace(temporary, path)
     return record

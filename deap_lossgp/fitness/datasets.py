@@ -315,7 +315,12 @@ _CIFAR100 = _Archive(
 _FASHION = _Archive(
     "Fashion-MNIST",
     "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
-    ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ),
     keras_dir="fashion-mnist",
 )
 

@@ -225,7 +225,8 @@ class LossFitness:
         for entry, value in zip(entries.values(), improvements):
             entry["improvement"] = value
         if fitness == WORST_FITNESS:
-            return {"tasks": entries, "status": "failed", "stop_reason": "nan", "reason": "a compared metric is not finite"}
+            reason = "a compared metric is not finite"
+            return {"tasks": entries, "status": "failed", "stop_reason": "nan", "reason": reason}
         return {"tasks": entries, "fitness": list(fitness)}
 
     def _append(self, record):

@@ -1,16 +1,19 @@
 """Train models with one loss on the fitness tasks, reproducibly.
 
-Every training starts from a model built from the same seed, so every candidate loss and
-the cross-entropy baseline start from the same weights and see the same
-batches in the same order (common random numbers): fitness differences are
-the loss's, not the seed's.  Training stops early and cleanly on a non-finite
-value, on divergence and, optionally, when the training accuracy stays at
-chance level.  Python's and NumPy's global random states are restored
-afterwards, so DEAP's random stream is untouched, and the Keras session is
-cleared so that many evaluations in one process do not accumulate memory.
+Every training starts from a model built from the same seed, so every
+candidate loss and the cross-entropy baseline start from the same weights
+and see the same batches in the same order (common random numbers):
+fitness differences are the loss's, not the seed's.  Training stops early
+and cleanly on a non-finite value, on divergence and, optionally, when the
+training accuracy stays at chance level.  Python's and NumPy's global random
+states are restored afterwards, so DEAP's random stream is untouched, and
+the Keras session is cleared so that many evaluations in one process do not
+accumulate memory.
 
 The setup follows the NGL paper: Adam and
 ``ReduceLROnPlateau(monitor='val_accuracy', factor=0.2, patience=5, min_lr=1e-4)``.
+For bit-identical results call :func:`configure_tensorflow` first (the
+evaluator does).
 """
 
 import contextlib
@@ -36,7 +39,7 @@ __all__ = [
 #: Why training ended: ``completed`` is the only success.
 STOP_REASONS = ("completed", "nan", "diverged", "chance")
 
-# Threads requested by the first configure_tensorflow call, to warn only on a real conflict.
+# The thread count in effect once configure_tensorflow has run (to warn only on a real conflict).
 _configured_threads = None
 
 
@@ -135,6 +138,7 @@ def _dataset(x, y, num_classes, pixel_max, batch_size, shuffle_seed=None):
         data = data.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     scale = 1.0 / float(pixel_max)
 
+    @tf.autograph.experimental.do_not_convert  # no control flow to convert
     def prepare(images, labels):
         return tf.cast(images, tf.float32) * scale, tf.one_hot(labels, num_classes)
 
