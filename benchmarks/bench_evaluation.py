@@ -16,6 +16,10 @@ Usage::
 
     python benchmarks/bench_evaluation.py [--evaluations 50] [--repeats 3]
 
+Measured on 2 shared CPU cores (quick preset, TensorFlow 2.21, Keras 3.15):
+one evaluation 7.2 s against 12.4 s of bare fits (ratio 0.58; one task
+alone 0.85); +7.8 MB RSS over 50 evaluations.
+
 Not a test: it prints its figures.
 """
 
@@ -29,7 +33,10 @@ CE_TREE = "neg(mul(y_true, log(y_pred)))"
 
 
 def rss_mb():
-    """Resident set size of this process in MB (Linux ``/proc``)."""
+    """Resident set size of this process (Linux ``/proc``).
+
+    :returns: the size in MB.
+    """
     with open("/proc/self/status", encoding="ascii") as stream:
         for line in stream:
             if line.startswith("VmRSS:"):
@@ -38,7 +45,12 @@ def rss_mb():
 
 
 def bare_fit(config, tasks=None):
-    """Train the preset's model with Keras's cross-entropy on each task, as plain Keras code would."""
+    """Train the preset's model with Keras's cross-entropy on each task, as plain Keras code would.
+
+    :param config: a :class:`~deap_lossgp.presets.FitnessConfig`.
+    :param tasks: the tasks to train on; ``None`` for all of the configuration's.
+    :returns: ``None``.
+    """
     import keras
 
     from deap_lossgp.fitness import build_model, load_task
@@ -59,14 +71,24 @@ def bare_fit(config, tasks=None):
 
 
 def timed(function, *args):
+    """Wall time of one call.
+
+    :param function: the function to call.
+    :param args: its arguments.
+    :returns: seconds.
+    """
     start = time.perf_counter()
     function(*args)
     return time.perf_counter() - start
 
 
 def main():
+    """Run the benchmark and print its figures.
+
+    :returns: ``None``.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--evaluations", type=int, default=50, help="evaluations for the memory figure")
+    parser.add_argument("--evaluations", type=int, default=50, help="evaluations for the memory figure (0 skips it)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (the median is reported)")
     args = parser.parse_args()
 
