@@ -164,7 +164,7 @@ def heldout_table(expressions, preset="quick", seeds=5, **overrides):
     table = {}
     for label, expression in expressions.items():
         table[label] = {}
-        for task in config.tasks:
+        for task in config.resolved_tasks():
             data = load_task(task, seed=config.seed, validation_split=config.validation_split,
                              data_dir=config.data_dir)
             values = []

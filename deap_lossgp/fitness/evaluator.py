@@ -160,6 +160,8 @@ class LossFitness:
         """
         start = time.perf_counter()
         config = self.config
+        # Before the validity check, whose gradient starts TensorFlow.
+        configure_tensorflow(config.threads)
         valid, reason = check_validity(individual)
         try:
             expression, key = to_text(individual), self.key(individual)
