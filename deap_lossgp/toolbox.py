@@ -29,7 +29,10 @@ __all__ = ["FitnessLoss", "LossIndividual", "make_toolbox", "sample_size"]
 
 class FitnessLoss(base.Fitness):
     """The fitness of a loss tree: ``(wins, average improvement)``, both
-    maximised, compared lexicographically (wins first)."""
+    maximised, compared lexicographically (wins first).
+
+    :param values: the initial fitness values (empty: not evaluated yet).
+    """
 
     weights = (1.0, 1.0)
 
