@@ -391,6 +391,10 @@ class _Run:
         self.archive = archive
         self.logbook = tools.Logbook()
         self.logbook.header = LOG_FIELDS + (stats.fields if stats else [])
+        if isinstance(stats, tools.MultiStatistics):
+            # Show only each chapter's statistics; DEAP copies gen, nevals... into every chapter.
+            for name, chapter in stats.items():
+                self.logbook.chapters[name].header = chapter.fields
 
     def start(self):
         """Resume from the checkpoint or evaluate the initial population;
