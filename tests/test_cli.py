@@ -72,3 +72,11 @@ def test_evolve_writes_a_complete_run_directory_then_show_export_resume(tmp_path
     assert json.loads((run_dir / "best.json").read_text())["expression"] == best["expression"]
     # A second evolve into the same directory is refused rather than overwriting it.
     assert main(args) == 2
+
+
+def test_compare_ngl_script_is_the_benchmark_command():
+    import pathlib
+
+    script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "compare_ngl.py"
+    result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "usage: deap-lossgp benchmark" in result.stdout
