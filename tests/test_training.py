@@ -137,3 +137,19 @@ def test_configure_tensorflow_after_start_only_warns():
     assert is_op_determinism_enabled()
     with pytest.raises(ValueError, match="threads"):
         configure_tensorflow(-1)
+
+
+def test_zero_threads_keeps_a_count_set_earlier_in_the_process():
+    import subprocess
+    import sys
+
+    script = (
+        "from deap_lossgp.fitness import configure_tensorflow\n"
+        "import tensorflow as tf\n"
+        "configure_tensorflow(1)\n"
+        "configure_tensorflow(0)\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "1"

@@ -51,8 +51,9 @@ def configure_tensorflow(threads=0):
     call only warns, unless the pools already have the requested size.
 
     :param threads: intra- and inter-op threads; ``0`` lets TensorFlow choose
-                    (all cores).  Fix it to get bit-identical results across
-                    machines and process layouts.
+                    (all cores) unless this process already set a count (a
+                    worker pool's per-worker share is kept).  Fix it to get
+                    bit-identical results across machines and process layouts.
     :returns: ``None``.
     :raises ValueError: if ``threads`` is negative.
     """
@@ -62,7 +63,7 @@ def configure_tensorflow(threads=0):
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise ValueError(f"threads must be a non-negative integer (0 = TensorFlow's choice), got {threads!r}")
     tf.config.experimental.enable_op_determinism()
-    if threads == _configured_threads:
+    if threads == _configured_threads or (threads == 0 and _configured_threads):
         return
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
