@@ -216,12 +216,7 @@ def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=
         offspring = []
         for parent in parents:
             (child,) = toolbox.mate(toolbox.clone(parent), parents)
-            if random.random() < mutpb_subtree:
-                (child,) = toolbox.mutate_subtree(child)
-            if random.random() < mutpb_point:
-                (child,) = toolbox.mutate_point(child)
-            del child.fitness.values
-            offspring.append(child)
+            offspring.append(_mutate(child, toolbox, mutpb_subtree, mutpb_point))
 
         nevals, ncached = evaluate_individuals(offspring, toolbox)
         if halloffame is not None:
@@ -339,12 +334,7 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
             from_archive = random.random() < cxpb_archive
             mates = archive if from_archive and archive else population
             (child,) = toolbox.mate(toolbox.clone(ind), mates, pb=1.0)
-            if random.random() < mutpb_subtree:
-                (child,) = toolbox.mutate_subtree(child)
-            if random.random() < mutpb_point:
-                (child,) = toolbox.mutate_point(child)
-            del child.fitness.values
-            offspring.append(child)
+            offspring.append(_mutate(child, toolbox, mutpb_subtree, mutpb_point))
 
         nevals, ncached = evaluate_individuals(offspring, toolbox)
         if reevaluate:
@@ -358,6 +348,16 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
         run.finish_generation(gen, nevals, ncached, started)
 
     return population, run.logbook
+
+
+def _mutate(child, toolbox, mutpb_subtree, mutpb_point):
+    """Apply each mutation with its probability and invalidate the fitness."""
+    if random.random() < mutpb_subtree:
+        (child,) = toolbox.mutate_subtree(child)
+    if random.random() < mutpb_point:
+        (child,) = toolbox.mutate_point(child)
+    del child.fitness.values
+    return child
 
 
 def _check_probability(name, value):
