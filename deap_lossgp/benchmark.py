@@ -34,38 +34,26 @@ HELDOUT_REFERENCES = ("ce", "ngl", "focal", "baikal")
 _NAMES = {"ngl": "NGL (eaNGL)", "st": "ours (eaSampleTournament)"}
 
 
-def _stats():
-    from deap import tools
-
-    stats = tools.MultiStatistics(
-        wins=tools.Statistics(lambda ind: ind.fitness.values[0]),
-        improvement=tools.Statistics(lambda ind: ind.fitness.values[1]),
-    )
-    stats.register("max", numpy.max)
-    stats.register("median", numpy.median)
-    return stats
-
-
-def _run_algorithm(name, population, seed, preset, overrides, seed_dir, workers, backend):
+def _run_algorithm(name, population, seed, resolved, seed_dir, workers, backend):
     from deap import tools
 
     from . import algorithms
     from .fitness import LossFitness
     from .parallel import get_map
-    from .presets import get_preset
     from .rundir import RunDirectory, logbook_rows
+    from .runner import fitness_statistics
     from .toolbox import make_toolbox
 
-    search = get_preset(preset, **overrides).search
+    search = resolved.search
     run = RunDirectory(seed_dir / name).create()
-    fitness = LossFitness(preset=preset, records_path=str(run.records), **_fitness_overrides(preset, overrides))
+    fitness = LossFitness(preset=resolved.fitness, records_path=str(run.records))
     # Each algorithm draws from a stream of its own, so a resumed or reordered run is unchanged.
     random.seed(f"{seed}-{name}")
     numpy.random.seed(seed)
     halloffame = tools.HallOfFame(1)
     with get_map(backend, workers=workers) as mapper:
         toolbox = make_toolbox(search=search, fitness=fitness, map=mapper)
-        common = dict(mutpb_subtree=search.mutpb_subtree, mutpb_point=search.mutpb_point, stats=_stats(),
+        common = dict(mutpb_subtree=search.mutpb_subtree, mutpb_point=search.mutpb_point, stats=fitness_statistics(),
                       halloffame=halloffame, verbose=False, checkpoint=str(run.checkpoint))
         started = time.perf_counter()
         if name == "ngl":
@@ -98,13 +86,6 @@ def _run_algorithm(name, population, seed, preset, overrides, seed_dir, workers,
     }
 
 
-def _fitness_overrides(preset, overrides):
-    from .presets import get_preset
-
-    fields = set(get_preset(preset).fitness.to_dict())
-    return {k: v for k, v in overrides.items() if k in fields}
-
-
 def run_seed(seed, output, preset="quick", workers=None, backend="process", **overrides):
     """Run Algorithm 2 of the thesis for one seed (or load its finished result).
 
@@ -126,7 +107,7 @@ def run_seed(seed, output, preset="quick", workers=None, backend="process", **ov
         return json.loads(result_path.read_text())
     seed_dir.mkdir(parents=True, exist_ok=True)
     resolved = get_preset(preset, **overrides)
-    fitness = LossFitness(preset=preset, **_fitness_overrides(preset, overrides))
+    fitness = LossFitness(preset=resolved.fitness)
     fitness.prepare()  # step 1: CE baselines, trained once and stored
     random.seed(seed)
     numpy.random.seed(seed)
@@ -136,8 +117,8 @@ def run_seed(seed, output, preset="quick", workers=None, backend="process", **ov
         "seed": seed,
         "population": resolved.search.population,
         "generations": resolved.search.generations,
-        "ngl": _run_algorithm("ngl", baseline_copy, seed, preset, overrides, seed_dir, workers, backend),
-        "st": _run_algorithm("st", population, seed, preset, overrides, seed_dir, workers, backend),
+        "ngl": _run_algorithm("ngl", baseline_copy, seed, resolved, seed_dir, workers, backend),
+        "st": _run_algorithm("st", population, seed, resolved, seed_dir, workers, backend),
     }
     temporary = result_path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(result, indent=2))
@@ -170,9 +151,8 @@ def heldout_table(expressions, preset="quick", seeds=5, **overrides):
             values = []
             for seed in range(seeds):
                 loss = REFERENCE_LOSSES[expression] if expression in REFERENCE_LOSSES else compile_loss(expression)
-                record = train_model(loss, data, model=config.model, epochs=config.epochs,
-                                     batch_size=config.batch_size, learning_rate=config.learning_rate,
-                                     seed=seed, chance_after=0, evaluate_test=True)
+                record = train_model(loss, data, chance_after=0, evaluate_test=True,
+                                     **{**config.training_arguments(), "seed": seed})
                 values.append(record.get("test_accuracy", float("nan")))
             finite = [v for v in values if math.isfinite(v)]
             table[label][task.name] = {

@@ -15,7 +15,7 @@ import numpy
 
 from .rundir import RunDirectory
 
-__all__ = ["ALGORITHMS", "make_config", "run_search", "expected_evaluations", "ProgressMap"]
+__all__ = ["ALGORITHMS", "make_config", "run_search", "expected_evaluations", "fitness_statistics", "ProgressMap"]
 
 #: Command-line algorithm names -> functions of :mod:`deap_lossgp.algorithms`.
 ALGORITHMS = {"sample-tournament": "eaSampleTournament", "ngl": "eaNGL"}
@@ -79,6 +79,23 @@ def expected_evaluations(algorithm, population, generations, n_parents=None):
 
     per_generation = population if algorithm == "ngl" else (n_parents or default_n_parents(population))
     return population + generations * per_generation
+
+
+def fitness_statistics():
+    """Statistics of the two fitness values, one logbook chapter each.
+
+    :returns: a :class:`deap.tools.MultiStatistics` with chapters ``wins``
+              and ``improvement``, each recording ``max`` and ``median``.
+    """
+    from deap import tools
+
+    stats = tools.MultiStatistics(
+        wins=tools.Statistics(lambda ind: ind.fitness.values[0]),
+        improvement=tools.Statistics(lambda ind: ind.fitness.values[1]),
+    )
+    stats.register("max", numpy.max)
+    stats.register("median", numpy.median)
+    return stats
 
 
 class ProgressMap:
@@ -145,7 +162,7 @@ def run_search(run_dir, config, progress=True, verbose=True):
         run.write_config(config)
     preset = get_preset(config["preset"], **config["overrides"])
     search = preset.search
-    fitness = LossFitness(preset=config["preset"], records_path=str(run.records), **_fitness_overrides(config))
+    fitness = LossFitness(preset=preset.fitness, records_path=str(run.records))
     # Baselines first, in this process, so workers never train them concurrently.
     fitness.prepare()
 
@@ -158,12 +175,7 @@ def run_search(run_dir, config, progress=True, verbose=True):
     mapper = ProgressMap(inner, bar, chunk=workers if config["backend"] != "serial" else 1)
     toolbox = make_toolbox(search=search, fitness=fitness, map=mapper)
 
-    stats = tools.MultiStatistics(
-        wins=tools.Statistics(lambda ind: ind.fitness.values[0]),
-        improvement=tools.Statistics(lambda ind: ind.fitness.values[1]),
-    )
-    stats.register("max", numpy.max)
-    stats.register("median", numpy.median)
+    stats = fitness_statistics()
     halloffame = tools.HallOfFame(1)
     population = toolbox.population(n=search.population)
     algorithm = getattr(algorithms, ALGORITHMS[config["algorithm"]])
@@ -182,10 +194,3 @@ def run_search(run_dir, config, progress=True, verbose=True):
     best["elapsed_seconds"] = time.perf_counter() - started
     return population, logbook, halloffame, best
 
-
-def _fitness_overrides(config):
-    """The overrides that belong to the fitness section of the preset."""
-    from .presets import get_preset
-
-    fitness_fields = set(get_preset(config["preset"]).fitness.to_dict())
-    return {k: v for k, v in config["overrides"].items() if k in fitness_fields}
