@@ -164,6 +164,22 @@ class FitnessConfig:
             for task in self.tasks
         )
 
+    def training_arguments(self):
+        """The keyword arguments of :func:`~deap_lossgp.fitness.training.train_model`
+        (and ``train_tasks``) that this configuration fixes.
+
+        :returns: a dict of ``model``, ``epochs``, ``batch_size``,
+                  ``learning_rate``, ``seed`` and ``divergence_factor``.
+        """
+        return {
+            "model": self.model,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "seed": self.seed,
+            "divergence_factor": self.divergence_factor,
+        }
+
     def to_dict(self):
         """The configuration as a JSON-ready dict.
 

@@ -86,14 +86,9 @@ def get_baseline(task, data, config, directory=None):
     record = train_model(
         keras.losses.CategoricalCrossentropy(),
         data,
-        model=config.model,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        seed=config.seed,
         chance_after=0,
-        divergence_factor=config.divergence_factor,
         evaluate_test=True,
+        **config.training_arguments(),
     )
     if record["stop_reason"] != "completed":
         raise RuntimeError(

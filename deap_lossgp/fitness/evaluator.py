@@ -199,14 +199,9 @@ class LossFitness:
             results = train_tasks(
                 compile_loss(expression),
                 data,
-                model=config.model,
-                epochs=config.epochs,
-                batch_size=config.batch_size,
-                learning_rate=config.learning_rate,
-                seed=config.seed,
                 chance_after=[self._chance_after(b, d) for b, d in zip(baselines, data)],
-                divergence_factor=config.divergence_factor,
                 evaluate_test=test,
+                **config.training_arguments(),
             )
         except Exception as error:  # A broken candidate must not stop the search.
             return {"status": "error", "stop_reason": "error", "reason": f"{type(error).__name__}: {error}"}
