@@ -21,11 +21,13 @@ function::
 Both algorithms
 
 * evaluate only individuals without a valid fitness, through ``toolbox.map``,
-  and never pay twice for an evaluation when ``toolbox.evaluate`` keeps a cache
-  (see :func:`evaluate_individuals`);
-* record ``gen``, ``nevals`` (evaluations run), ``ncached`` (evaluations saved
-  by the cache), ``time`` (wall-clock seconds of the generation) and the
-  *stats* fields in a :class:`deap.tools.Logbook`;
+  never pay twice for an evaluation when ``toolbox.evaluate`` keeps a cache,
+  and send nothing to be trained that ``toolbox.screen`` rejects (see
+  :func:`evaluate_individuals`);
+* record ``gen``, ``nevals`` (evaluations run: trainings), ``nrejected``
+  (trees the screen rejected without training), ``ncached`` (evaluations
+  saved by the cache), ``time`` (wall-clock seconds of the generation) and
+  the *stats* fields in a :class:`deap.tools.Logbook`;
 * write a checkpoint after every generation and resume from it when given
   ``checkpoint=path`` (see :mod:`deap_lossgp.checkpoint`; checkpoints are
   pickles, so resume only from files you trust).
@@ -48,7 +50,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 __all__ = ["eaSampleTournament", "eaNGL", "evaluate_individuals", "caching_evaluator", "default_n_parents"]
 
 #: Logbook fields written before the statistics' fields.
-LOG_FIELDS = ["gen", "nevals", "ncached", "time"]
+LOG_FIELDS = ["gen", "nevals", "nrejected", "ncached", "time"]
 
 
 def default_n_parents(population_size):
@@ -88,20 +90,34 @@ def evaluate_individuals(individuals, toolbox, refresh=False):
     cache, in this process, whichever backend ran it. Otherwise every
     individual is evaluated.
 
+    When the toolbox has a ``screen`` alias (``screen(individual)`` returns
+    ``None`` for an individual worth evaluating, else the fitness to give it;
+    :meth:`~deap_lossgp.fitness.LossFitness.screen`), it is called here, in
+    this process, before anything is sent to ``toolbox.map``: a rejected
+    individual takes the returned fitness and costs no evaluation.
+
     :param individuals: The individuals to evaluate (their fitness is set in
                         place, valid or not).
     :param toolbox: A :class:`~deap.base.Toolbox` with ``evaluate`` and ``map``.
     :param refresh: Evaluate again even what the cache holds: the
                     individuals' cache entries are dropped first and replaced
                     by the new results.
-    :returns: ``(nevals, ncached)``: evaluations run and evaluations saved.
+    :returns: ``(nevals, ncached, nrejected)``: evaluations run,
+              evaluations saved by the cache and individuals rejected by the
+              screen.
     """
     individuals = list(individuals)
+    screen = getattr(toolbox, "screen", None)
     evaluator = caching_evaluator(toolbox)
     if evaluator is None:
-        for ind, fit in zip(individuals, toolbox.map(toolbox.evaluate, individuals)):
+        verdicts = [None if screen is None else screen(ind) for ind in individuals]
+        accepted = [ind for ind, verdict in zip(individuals, verdicts) if verdict is None]
+        for ind, verdict in zip(individuals, verdicts):
+            if verdict is not None:
+                ind.fitness.values = verdict
+        for ind, fit in zip(accepted, toolbox.map(toolbox.evaluate, accepted)):
             ind.fitness.values = fit
-        return len(individuals), 0
+        return len(accepted), 0, len(individuals) - len(accepted)
     cache = evaluator.cache
     keys = [evaluator.key(ind) for ind in individuals]
     if refresh:
@@ -118,12 +134,20 @@ def evaluate_individuals(individuals, toolbox, refresh=False):
             ncached += 1
         else:
             pending[key] = [ind]
+    nrejected = 0
+    for key in list(pending):
+        verdict = None if screen is None else screen(pending[key][0])
+        if verdict is not None:
+            cache[key] = verdict
+            for ind in pending.pop(key):
+                ind.fitness.values = verdict
+            nrejected += 1
     fitnesses = toolbox.map(toolbox.evaluate, [group[0] for group in pending.values()])
     for (key, group), fit in zip(pending.items(), fitnesses):
         cache[key] = fit
         for ind in group:
             ind.fitness.values = fit
-    return len(pending), ncached
+    return len(pending), ncached, nrejected
 
 
 def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=0.3, mutpb_point=0.1,
@@ -218,11 +242,11 @@ def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=
             (child,) = toolbox.mate(toolbox.clone(parent), parents)
             offspring.append(_mutate(child, toolbox, mutpb_subtree, mutpb_point))
 
-        nevals, ncached = evaluate_individuals(offspring, toolbox)
+        counts = evaluate_individuals(offspring, toolbox)
         if halloffame is not None:
             halloffame.update(offspring)
         population[:] = tools.selBest(population + offspring, size)
-        run.finish_generation(gen, nevals, ncached, started)
+        run.finish_generation(gen, counts, started)
 
     return population, run.logbook
 
@@ -336,16 +360,16 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
             (child,) = toolbox.mate(toolbox.clone(ind), mates, pb=1.0)
             offspring.append(_mutate(child, toolbox, mutpb_subtree, mutpb_point))
 
-        nevals, ncached = evaluate_individuals(offspring, toolbox)
+        counts = evaluate_individuals(offspring, toolbox)
         if reevaluate:
-            renevals, recached = evaluate_individuals(population, toolbox, refresh=True)
-            nevals, ncached = nevals + renevals, ncached + recached
+            again = evaluate_individuals(population, toolbox, refresh=True)
+            counts = tuple(a + b for a, b in zip(counts, again))
         if halloffame is not None:
             halloffame.update(offspring)
         ranked = sorted(population + offspring, key=attrgetter("fitness"), reverse=True)
         population[:] = ranked[:size]
         archive.extend(ranked[size:])
-        run.finish_generation(gen, nevals, ncached, started)
+        run.finish_generation(gen, counts, started)
 
     return population, run.logbook
 
@@ -408,16 +432,18 @@ class _Run:
             return generation
         started = time.perf_counter()
         invalid = [ind for ind in self.population if not ind.fitness.valid]
-        nevals, ncached = evaluate_individuals(invalid, self.toolbox)
+        counts = evaluate_individuals(invalid, self.toolbox)
         if self.halloffame is not None:
             self.halloffame.update(self.population)
-        self.finish_generation(0, nevals, ncached, started)
+        self.finish_generation(0, counts, started)
         return 1
 
-    def finish_generation(self, gen, nevals, ncached, started):
-        """Record generation *gen* in the logbook and save the checkpoint."""
+    def finish_generation(self, gen, counts, started):
+        """Record generation *gen* (``counts`` from :func:`evaluate_individuals`)
+        in the logbook and save the checkpoint."""
         record = self.stats.compile(self.population) if self.stats else {}
-        self.logbook.record(gen=gen, nevals=nevals, ncached=ncached,
+        nevals, ncached, nrejected = counts
+        self.logbook.record(gen=gen, nevals=nevals, nrejected=nrejected, ncached=ncached,
                             time=time.perf_counter() - started, **record)
         if self.verbose:
             print(self.logbook.stream)

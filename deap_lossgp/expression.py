@@ -24,6 +24,7 @@ __all__ = [
     "from_string",
     "compile_loss",
     "evaluate_numpy",
+    "value_and_gradient",
     "canonical_key",
     "to_sympy",
     "simplified",
@@ -126,6 +127,88 @@ def evaluate_numpy(tree, y_true, y_pred):
         return numpy.asarray(standalone.evaluate(program_of(tree), y_true.astype(y_pred.dtype), y_pred, numpy))
 
 
+def _partials(name, arguments):
+    """Partial derivatives of a protected operator, as TensorFlow computes them
+    for :mod:`deap_lossgp.standalone`'s definitions (a clamped input has none)."""
+    tiny, limit = standalone.TINY, standalone.EXP_LIMIT
+    if name == "add":
+        return 1.0, 1.0
+    if name == "sub":
+        return 1.0, -1.0
+    if name == "mul":
+        a, b = arguments
+        return b, a
+    if name == "div":
+        a, b = arguments
+        small = numpy.abs(b) < tiny
+        safe = numpy.where(small, 1.0, b)
+        return numpy.where(small, 0.0, 1.0 / safe), numpy.where(small, 0.0, -a / (safe * safe))
+    (a,) = arguments
+    if name == "neg":
+        return (-1.0,)
+    if name == "sqrt":
+        return (numpy.where(numpy.abs(a) > tiny, numpy.sign(a) * 0.5 / numpy.sqrt(numpy.maximum(numpy.abs(a), tiny)), 0.0),)
+    if name == "log":
+        return (numpy.where(numpy.abs(a) > tiny, 1.0 / numpy.where(numpy.abs(a) > tiny, a, 1.0), 0.0),)
+    if name == "exp":
+        return (numpy.where(a < limit, numpy.exp(numpy.minimum(a, limit)), 0.0),)
+    if name == "sin":
+        return (numpy.cos(a),)
+    return (-numpy.sin(a),)
+
+
+def value_and_gradient(tree, y_true, y_pred):
+    """Element-wise loss values and the gradient of their mean with respect to ``y_pred``.
+
+    Reverse-mode differentiation in NumPy over the same operators the Keras
+    loss uses, so screening a tree never starts TensorFlow.  The mean over
+    all elements is what the Keras loss minimises (mean over classes, then
+    over the batch).
+
+    :param tree: a DEAP tree, an expression string or a parsed program.
+    :param y_true: one-hot labels, shape ``(batch, classes)``.
+    :param y_pred: predicted probabilities, same shape and a float dtype.
+    :returns: ``(values, gradient)``, both of ``y_pred``'s shape and dtype.
+    """
+    y_pred = numpy.asarray(y_pred)
+    y_true = numpy.asarray(y_true).astype(y_pred.dtype)
+    values, inputs, uses_pred, stack = [], [], [], []
+    with numpy.errstate(all="ignore"):
+        for kind, value in reversed(program_of(tree)):
+            if kind == "const":
+                values.append(value)
+                inputs.append(())
+                uses_pred.append(False)
+            elif kind == "arg":
+                values.append(y_true if value == "y_true" else y_pred)
+                inputs.append(value)
+                uses_pred.append(value == "y_pred")
+            else:
+                arity, function = OPERATORS[value]
+                children = tuple(stack.pop() for _ in range(arity))
+                values.append(function(numpy, *(values[i] for i in children)))
+                inputs.append((value, children))
+                uses_pred.append(any(uses_pred[i] for i in children))
+            stack.append(len(values) - 1)
+        result = values[-1] + numpy.zeros_like(y_pred)
+        gradient = numpy.zeros_like(y_pred)
+        adjoints = {len(values) - 1: numpy.full_like(y_pred, 1.0 / y_pred.size)}
+        # Children always precede their parent, so one backward sweep suffices.
+        for node in range(len(values) - 1, -1, -1):
+            adjoint = adjoints.pop(node, None)
+            if adjoint is None or not uses_pred[node]:
+                continue
+            if inputs[node] == "y_pred":
+                gradient += adjoint
+                continue
+            name, children = inputs[node]
+            for child, partial in zip(children, _partials(name, [values[i] for i in children])):
+                if uses_pred[child]:
+                    contribution = adjoint * partial
+                    adjoints[child] = adjoints[child] + contribution if child in adjoints else contribution
+    return result.astype(y_pred.dtype, copy=False), gradient.astype(y_pred.dtype, copy=False)
+
+
 def compile_loss(tree, name="evolved_loss"):
     """Compile a tree into a Keras loss for ``model.compile(loss=...)``.
 
@@ -159,26 +242,38 @@ def probe_batch(seed=0, batch=16, classes=10, dtype="float32"):
 _KEY_PROBES = [probe_batch(seed=s, dtype="float64") for s in (101, 202)]
 
 
-def canonical_key(tree):
+def canonical_key(tree, by="value"):
     """A key shared by identical and by evidently equivalent trees.
 
-    Trees whose values agree (to 10 significant digits) on fixed random probe
-    batches share a key, so ``add(y_pred, y_true)`` and
-    ``add(y_true, y_pred)`` are evaluated once.  A tree with non-finite probe
-    values is keyed by its text.
+    ``by="value"``: trees whose values agree (to 10 significant digits) on
+    fixed random probe batches share a key, so ``add(y_pred, y_true)`` and
+    ``add(y_true, y_pred)`` are evaluated once.  ``by="gradient"``: trees
+    whose gradients with respect to ``y_pred`` agree share a key, so a loss
+    and the same loss plus a constant (or plus a term in ``y_true`` alone),
+    which train identically, are evaluated once.  A tree with non-finite
+    probe values or gradients is keyed by its text.
 
     :param tree: a DEAP tree or an expression string.
+    :param by: ``"value"`` or ``"gradient"``.
     :returns: a string key.
+    :raises ValueError: for another ``by``.
     """
+    if by not in ("value", "gradient"):
+        raise ValueError(f"by must be 'value' or 'gradient', got {by!r}")
     program = program_of(tree)
-    with numpy.errstate(all="ignore"):
-        values = numpy.concatenate(
-            [numpy.ravel(standalone.evaluate(program, yt, yp, numpy)) for yt, yp in _KEY_PROBES]
-        )
+    parts = []
+    for y_true, y_pred in _KEY_PROBES:
+        values, gradient = value_and_gradient(program, y_true, y_pred)
+        parts.append(numpy.ravel(values))
+        if by == "gradient":
+            parts[-1] = numpy.ravel(gradient)
+            if not numpy.all(numpy.isfinite(values)):
+                parts.append(numpy.ravel(values))
+    values = numpy.concatenate(parts)
     if not numpy.all(numpy.isfinite(values)):
         return "text:" + _format(program)
     digest = hashlib.sha256(",".join(f"{v + 0.0:.9e}" for v in values).encode()).hexdigest()
-    return "probe:" + digest[:32]
+    return ("probe:" if by == "value" else "grad:") + digest[:32]
 
 
 def to_sympy(tree):

@@ -28,6 +28,7 @@ import math
 from .fitness.datasets import TaskSpec
 from .fitness.models import get_model_builder
 from .fitness.scoring import AVERAGING, METRICS
+from .validity import VALIDITY_RULES
 
 __all__ = ["FitnessConfig", "SearchConfig", "Preset", "PRESETS", "get_preset"]
 
@@ -87,10 +88,19 @@ class FitnessConfig:
                               proxy); ``None`` for no cap.
     :param data_dir: directory of the CIFAR/Fashion-MNIST archives; ``None``
                      uses Keras's dataset cache.
-    :param chance_after: stop a candidate whose training accuracy is at chance
-                         level at the end of this epoch or a later one (from
-                         the epoch where cross-entropy had left chance level);
-                         it gets the worst fitness.  ``0`` disables the check.
+    :param chance_after: the first epoch (at least 2) after which a hopeless
+                         training is stopped: training accuracy at chance
+                         level and not rising while cross-entropy's had
+                         clearly left chance level by that epoch
+                         (:func:`~deap_lossgp.fitness.training.is_hopeless`).
+                         The stopped candidate is scored from what it
+                         reached (see :mod:`deap_lossgp.fitness.scoring`).
+                         ``0`` disables the stop.
+    :param validity: ``"screened"`` (default: the thesis's rules plus
+                     finiteness at the edges, a non-zero gradient and the
+                     trainability screen) or ``"thesis"`` (the thesis's rules
+                     unchanged); see :mod:`deap_lossgp.validity`.  It checks
+                     random trees and every child before it is trained.
     :param divergence_factor: stop a candidate whose training loss grows in
                               magnitude beyond this multiple of its first
                               value (> 1).
@@ -109,8 +119,9 @@ class FitnessConfig:
     threads: int = 0
     max_train_samples: int = None
     data_dir: str = None
-    chance_after: int = 1
+    chance_after: int = 2
     divergence_factor: float = 1e4
+    validity: str = "screened"
 
     def __post_init__(self):
         tasks = self.tasks
@@ -151,6 +162,8 @@ class FitnessConfig:
             self.divergence_factor > 1
         ):
             raise ValueError(f"divergence_factor must be a number > 1, got {self.divergence_factor!r}")
+        if self.validity not in VALIDITY_RULES:
+            raise ValueError(f"unknown validity {self.validity!r}; choose from {', '.join(VALIDITY_RULES)}")
 
     def resolved_tasks(self):
         """The tasks with the global ``max_train_samples`` cap applied.

@@ -17,6 +17,7 @@ installed (worker processes, a checkpoint loaded later) without re-running
 """
 
 import builtins
+import functools
 
 from deap import base, gp, tools
 
@@ -59,7 +60,7 @@ def sample_size(population_size):
     return max(1, (3 * population_size) // 4)
 
 
-def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None, check=check_validity):
+def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None, check=None):
     """Register the thesis's operators and defaults in a new toolbox.
 
     Registered aliases (all the two algorithms need):
@@ -85,6 +86,10 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
         :func:`~deap_lossgp.operators.mutOnePoint`.
     ``evaluate``, ``map``
         *fitness* and *map*.
+    ``screen``
+        *fitness*'s ``screen`` method when it has one (like
+        :meth:`~deap_lossgp.fitness.LossFitness.screen`): the algorithms
+        reject children it refuses before sending them to be trained.
 
     ``mate``, ``mutate_subtree`` and ``mutate_point`` are limited to
     ``search.max_height`` and ``search.max_size``
@@ -110,7 +115,9 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
                        :class:`LossIndividual`.
     :param check: The validity check of random trees, returning
                   ``(valid, reason)``; default
-                  :func:`~deap_lossgp.validity.check_validity`.
+                  :func:`~deap_lossgp.validity.check_validity` under the
+                  rule of *fitness*'s configuration (``validity``), or the
+                  ``screened`` rule.
     :returns: A :class:`deap.base.Toolbox`.
     """
     from .presets import SearchConfig
@@ -133,6 +140,9 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
         fitness = LossFitness("quick")
     if individual is None:
         individual = LossIndividual
+    if check is None:
+        config = getattr(fitness, "config", None)
+        check = functools.partial(check_validity, rule=getattr(config, "validity", "screened"))
 
     toolbox = base.Toolbox()
     toolbox.pset = pset
@@ -147,5 +157,7 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
     toolbox.register("mutate_point", mutOnePoint, pset=pset)
     add_bloat_limits(toolbox, max_height=search.max_height, max_size=search.max_size)
     toolbox.register("evaluate", fitness)
+    if callable(getattr(fitness, "screen", None)):
+        toolbox.register("screen", fitness.screen)
     toolbox.register("map", builtins.map if map is None else map)
     return toolbox

@@ -1,14 +1,17 @@
 """``LossFitness``: the DEAP evaluation function of a loss search.
 
 Register it as ``toolbox.register("evaluate", LossFitness(preset="quick"))``.
-For every individual it checks validity (an invalid tree gets the worst
+For every individual it checks validity under the configured rule
+(:mod:`deap_lossgp.validity`; an invalid or untrainable tree gets the worst
 fitness without training), compiles the tree into a Keras loss, trains a
 model with it on each task, compares each with the stored cross-entropy
 baseline and returns ``(wins, average improvement)``
-(:mod:`deap_lossgp.fitness.scoring`).  A candidate that fails (an exception,
-a non-finite value, divergence, no learning) gets
-:data:`~deap_lossgp.fitness.WORST_FITNESS` and the reason is recorded; the
-search goes on.  Problems of the setting itself (a missing dataset, a
+(:mod:`deap_lossgp.fitness.scoring`).  A training stopped early as hopeless
+or diverging is scored from what it reached (status ``stopped``; under the
+``loss`` metric it gets the worst fitness).  A candidate whose training
+became non-finite or raised gets
+:data:`~deap_lossgp.fitness.WORST_FITNESS`.  The reason is recorded either
+way and the search goes on.  Problems of the setting itself (a missing dataset, a
 baseline that does not train) raise, since no candidate could be scored.
 
 The evaluator is picklable (it holds only its configuration, the cache and
@@ -22,11 +25,11 @@ import os
 import time
 
 from ..expression import canonical_key, compile_loss, to_text
-from ..validity import check_validity
+from ..validity import verdict
 from .baseline import get_baseline
 from .datasets import load_task
 from .scoring import WORST_FITNESS, score
-from .training import chance_threshold, configure_tensorflow, train_tasks
+from .training import configure_tensorflow, train_tasks
 
 __all__ = ["LossFitness"]
 
@@ -62,10 +65,10 @@ class LossFitness:
 
     .. attribute:: cache
 
-       ``canonical key -> fitness`` of every evaluated tree; identical and
-       evidently equivalent trees (:func:`~deap_lossgp.expression.canonical_key`)
-       are trained once (a cache hit returns at once and writes no record).
-       Save and restore it with a checkpoint to skip them after a resume too.
+       ``key -> fitness`` of every evaluated tree (:meth:`key`); identical and
+       equivalent trees are trained once (a cache hit returns at once and
+       writes no record).  Save and restore it with a checkpoint to skip them
+       after a resume too.
 
     .. attribute:: config
 
@@ -99,11 +102,73 @@ class LossFitness:
     def key(self, individual):
         """The cache key of a tree.
 
+        Under ``accuracy`` and ``ce``, which judge only the trained model,
+        trees whose gradients with respect to ``y_pred`` are identical train
+        identically, so they share a key (e.g. ``L`` and ``L + c``).  Under
+        ``loss`` and ``weighted``, which compare the loss value itself, only
+        trees with identical values share a key.
+
         :param individual: a DEAP tree or an expression string.
         :returns: its :func:`~deap_lossgp.expression.canonical_key`.
         :raises ValueError: if an expression string cannot be read.
         """
-        return canonical_key(individual)
+        by = "value" if self.config.metric in ("loss", "weighted") else "gradient"
+        return canonical_key(individual, by=by)
+
+    def screen(self, individual):
+        """Check a tree under the configured validity rule, without training.
+
+        Registered by :func:`~deap_lossgp.toolbox.make_toolbox` as
+        ``toolbox.screen``: the algorithms call it in the main process before
+        they send a tree to be trained, so a rejected tree costs no training
+        and is counted apart (``nrejected``).  A rejected tree's record is
+        written here.
+
+        :param individual: a DEAP tree/individual or an expression string.
+        :returns: ``None`` when the tree may be trained, else the fitness to
+                  give it (:data:`~deap_lossgp.fitness.WORST_FITNESS`).
+        """
+        record = self._check(individual, time.perf_counter())
+        if record is None:
+            return None
+        self._finish(record)
+        return tuple(record["fitness"])
+
+    def _check(self, individual, start):
+        # The rejection record of an invalid or untrainable tree, or None.
+        status, reason = verdict(individual, self.config.validity)
+        if status == "valid":
+            return None
+        record = self._new_record(individual, start)
+        record.update(status=status, reason=reason, stop_reason=status)
+        return record
+
+    def _new_record(self, individual, start):
+        try:
+            expression, key = to_text(individual), self.key(individual)
+        except ValueError:  # unreadable text: the validity check says why
+            expression, key = str(individual), None
+        return {
+            "expression": expression,
+            "key": key,
+            "status": "ok",
+            "reason": None,
+            "stop_reason": "completed",
+            "fitness": list(WORST_FITNESS),
+            "metric": self.config.metric,
+            "averaging": self.config.averaging,
+            "validity": self.config.validity,
+            "tasks": {},
+            "start": start,
+        }
+
+    def _finish(self, record):
+        record["time"] = time.perf_counter() - record.pop("start")
+        record["timestamp"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        if record["key"] is not None:
+            self.cache[record["key"]] = tuple(record["fitness"])
+        self._append(record)
+        return record
 
     def __call__(self, individual):
         """The fitness of a tree, from the cache or by training.
@@ -137,14 +202,6 @@ class LossFitness:
                 self._baselines[task.name] = get_baseline(task, self._task_data(task), self.config, self.baseline_dir)
         return dict(self._baselines)
 
-    def _chance_after(self, baseline, data):
-        # Only call a candidate hopeless once cross-entropy had learned something by then.
-        if not self.config.chance_after:
-            return 0
-        threshold = chance_threshold(data.y_train, data.num_classes)
-        above = [epoch for epoch, accuracy in enumerate(baseline["history"]["accuracy"], 1) if accuracy > threshold]
-        return max(self.config.chance_after, above[0]) if above else 0
-
     def evaluate_detailed(self, individual, test=False):
         """Evaluate a tree and return the full record (always trains).
 
@@ -152,43 +209,22 @@ class LossFitness:
         :param test: also measure each trained model on the held-out test
                      split (for final reports; the search never uses it).
         :returns: a JSON-ready dict: ``expression``, ``key``, ``status``
-                  (``ok``, ``invalid``, ``failed`` or ``error``), ``reason``,
+                  (``ok``: trained to the end on every task; ``stopped``:
+                  stopped early on a task, scored from what it reached;
+                  ``invalid``, ``untrainable``: rejected before training;
+                  ``failed``: non-finite; ``error``), ``reason``,
                   ``stop_reason``, ``fitness`` (``[wins, average]``),
                   ``metric``, ``averaging``, ``tasks`` (per task name: the
                   candidate's metrics and history, its ``improvement`` and the
                   ``baseline``'s metrics), ``time`` (seconds) and ``timestamp``.
         """
         start = time.perf_counter()
-        config = self.config
-        # Before the validity check, whose gradient starts TensorFlow.
-        configure_tensorflow(config.threads)
-        valid, reason = check_validity(individual)
-        try:
-            expression, key = to_text(individual), self.key(individual)
-        except ValueError:  # unreadable text: check_validity has said why
-            expression, key = str(individual), None
-        record = {
-            "expression": expression,
-            "key": key,
-            "status": "ok",
-            "reason": None,
-            "stop_reason": "completed",
-            "fitness": list(WORST_FITNESS),
-            "metric": config.metric,
-            "averaging": config.averaging,
-            "tasks": {},
-        }
-        if not valid:
-            record.update(status="invalid", reason=reason, stop_reason="invalid")
-        else:
+        record = self._check(individual, start)
+        if record is None:
+            record = self._new_record(individual, start)
             self.prepare()
-            record.update(self._train_all(expression, test))
-        record["time"] = time.perf_counter() - start
-        record["timestamp"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        if record["key"] is not None:
-            self.cache[record["key"]] = tuple(record["fitness"])
-        self._append(record)
-        return record
+            record.update(self._train_all(record["expression"], test))
+        return self._finish(record)
 
     def _train_all(self, expression, test):
         config = self.config
@@ -199,31 +235,36 @@ class LossFitness:
             results = train_tasks(
                 compile_loss(expression),
                 data,
-                chance_after=[self._chance_after(b, d) for b, d in zip(baselines, data)],
+                chance_after=config.chance_after,
+                baseline_accuracy=[baseline["history"]["accuracy"] for baseline in baselines],
                 evaluate_test=test,
                 **config.training_arguments(),
             )
         except Exception as error:  # A broken candidate must not stop the search.
             return {"status": "error", "stop_reason": "error", "reason": f"{type(error).__name__}: {error}"}
         entries = {}
+        stopped = None
         for task, result, baseline in zip(tasks, results, baselines):
             entry = {name: result[name] for name in _TASK_FIELDS}
             entry.update({name: value for name, value in result.items() if name.startswith("test_")})
             entry["baseline"] = {name: baseline[name] for name in _BASELINE_FIELDS if name in baseline}
             entries[task.name] = entry
-            if result["stop_reason"] != "completed":
-                return {
-                    "tasks": entries,
-                    "status": "failed",
-                    "stop_reason": result["stop_reason"],
-                    "reason": f"{task.name}: {result['stop_detail']}",
-                }
+            if result["stop_reason"] == "nan":
+                return {"tasks": entries, "status": "failed", "stop_reason": "nan",
+                        "reason": f"{task.name}: {result['stop_detail']}"}
+            if result["stop_reason"] != "completed" and stopped is None:
+                stopped = {"status": "stopped", "stop_reason": result["stop_reason"],
+                           "reason": f"{task.name}: {result['stop_detail']}"}
         fitness, improvements = score(results, baselines, config.metric, config.averaging, config.weight)
         for entry, value in zip(entries.values(), improvements):
             entry["improvement"] = value
         if fitness == WORST_FITNESS:
             reason = "a compared metric is not finite"
             return {"tasks": entries, "status": "failed", "stop_reason": "nan", "reason": reason}
+        if stopped is not None:
+            # A stopped training's own loss value says nothing comparable, so `loss` cannot grade it.
+            graded = list(WORST_FITNESS) if config.metric == "loss" else list(fitness)
+            return {"tasks": entries, "fitness": graded, **stopped}
         return {"tasks": entries, "fitness": list(fitness)}
 
     def _append(self, record):

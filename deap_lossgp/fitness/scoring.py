@@ -23,6 +23,16 @@ Metrics (what "better" means):
     ``weight x`` the accuracy improvement ``+ (1 - weight) x`` the loss
     improvement (thesis §5.2).
 
+A training stopped early (hopeless or diverging, see
+:mod:`deap_lossgp.fitness.training`) is scored by the same rule from the
+validation metrics it had reached at the stop, so a slow or broken loss gets
+a finite, rankable fitness below the losses that learned better.  Under
+``loss`` it gets the worst fitness instead: the loss value of a model
+that stopped early is not comparable with cross-entropy's after full
+training (our choice; the thesis trains every candidate to the end).  Only
+invalid or untrainable trees, non-finite trainings and errors get
+:data:`WORST_FITNESS` under the other metrics.
+
 Averaging: ``thesis`` (Algorithm 3: the mean of the winning improvements,
 or of all of them when nothing wins) or ``all`` (the mean of all
 improvements, thesis §5.2).

@@ -5,7 +5,8 @@ candidate loss and the cross-entropy baseline start from the same weights
 and see the same batches in the same order (common random numbers):
 fitness differences are the loss's, not the seed's.  Training stops early
 and cleanly on a non-finite value, on divergence and, optionally, when the
-training accuracy stays at chance level.  Python's and NumPy's global random
+training is hopeless (:func:`is_hopeless`: at chance level, not rising, while
+cross-entropy had clearly learned by the same epoch).  Python's and NumPy's global random
 states are restored afterwards, so DEAP's random stream is untouched, and
 the Keras session is cleared so that many evaluations in one process do not
 accumulate memory.
@@ -32,6 +33,7 @@ __all__ = [
     "configure_tensorflow",
     "seeded",
     "chance_threshold",
+    "is_hopeless",
     "train_tasks",
     "train_model",
 ]
@@ -100,6 +102,49 @@ def seeded(seed):
         np.random.set_state(numpy_state)
 
 
+def _chance_noise(labels, num_classes):
+    # One standard error of an accuracy measured at the majority-class rate.
+    rate = float(np.bincount(labels, minlength=num_classes).max()) / len(labels)
+    return math.sqrt(rate * (1.0 - rate) / len(labels))
+
+
+#: How far above the chance threshold cross-entropy's training accuracy must
+#: be at an epoch before a candidate at chance level may be stopped there.
+HOPELESS_MARGIN = 0.1
+
+
+def is_hopeless(accuracies, threshold, noise, baseline=None, first_epoch=2, margin=HOPELESS_MARGIN):
+    """Whether a training is hopeless after its latest epoch (the chance-level stop).
+
+    A training is hopeless when, after at least two epochs, its training
+    accuracy is at chance level (at most *threshold*), it did not rise over
+    the last epoch by more than *noise*, and cross-entropy, trained on the
+    same task from the same start, was more than *margin* above chance level
+    at the same epoch.  A slow loss whose accuracy still rises is kept.
+
+    :param accuracies: the candidate's training accuracy per epoch so far.
+    :param threshold: the chance level (:func:`chance_threshold`).
+    :param noise: one standard error of an accuracy at chance level.
+    :param baseline: cross-entropy's training accuracy per epoch, or ``None``
+                     to judge without it.
+    :param first_epoch: the first epoch at which a training may be called
+                        hopeless (at least 2).
+    :param margin: how far above *threshold* cross-entropy must be.
+    :returns: a bool.
+    """
+    epoch = len(accuracies)
+    if epoch < max(2, first_epoch):
+        return False
+    latest, previous = accuracies[-1], accuracies[-2]
+    if latest > threshold or latest > previous + noise:
+        return False
+    if baseline:
+        reference = baseline[min(epoch, len(baseline)) - 1]
+        if reference < threshold + margin:
+            return False
+    return True
+
+
 def chance_threshold(labels, num_classes):
     """The training accuracy below which a model is indistinguishable from guessing.
 
@@ -146,7 +191,7 @@ def _dataset(x, y, num_classes, pixel_max, batch_size, shuffle_seed=None):
     return data.batch(batch_size).map(prepare).prefetch(tf.data.AUTOTUNE)
 
 
-def _guard_callback(threshold, chance_after, divergence_factor):
+def _guard_callback(threshold, noise, chance_after, baseline, divergence_factor):
     import keras
 
     class TrainingGuard(keras.callbacks.Callback):
@@ -158,6 +203,7 @@ def _guard_callback(threshold, chance_after, divergence_factor):
             self.detail = None
             self._scale = None
             self._epoch = 0
+            self._accuracies = []
 
         def _stop(self, reason, detail):
             if self.reason == "completed":
@@ -184,24 +230,26 @@ def _guard_callback(threshold, chance_after, divergence_factor):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             bad = sorted(name for name, value in logs.items() if name != "learning_rate" and not math.isfinite(value))
+            self._accuracies.append(logs.get("accuracy", 1.0))
             if bad:
                 self._stop("nan", f"non-finite {', '.join(bad)} after epoch {epoch + 1}")
-            elif chance_after and epoch + 1 >= chance_after and logs.get("accuracy", 1.0) <= threshold:
+            elif chance_after and is_hopeless(self._accuracies, threshold, noise, baseline, chance_after):
                 self._stop(
                     "chance",
-                    f"training accuracy {logs['accuracy']:.4f} at chance level (<= {threshold:.4f}) "
-                    f"after epoch {epoch + 1}",
+                    f"training accuracy {self._accuracies[-1]:.4f} at chance level (<= {threshold:.4f}) and not "
+                    f"rising after epoch {epoch + 1}, while cross-entropy had learned",
                 )
 
     return TrainingGuard()
 
 
-def _fit(network, data, epochs, batch_size, seed, chance_after, divergence_factor, evaluate_test):
+def _fit(network, data, epochs, batch_size, seed, chance_after, baseline, divergence_factor, evaluate_test):
     import keras
 
     train = _dataset(data.x_train, data.y_train, data.num_classes, data.pixel_max, batch_size, shuffle_seed=seed)
     val = _dataset(data.x_val, data.y_val, data.num_classes, data.pixel_max, batch_size)
-    guard = _guard_callback(chance_threshold(data.y_train, data.num_classes), chance_after, divergence_factor)
+    guard = _guard_callback(chance_threshold(data.y_train, data.num_classes),
+                            _chance_noise(data.y_train, data.num_classes), chance_after, baseline, divergence_factor)
     reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.2, patience=5, min_lr=1e-4)
     history = network.fit(
         train, validation_data=val, epochs=epochs, callbacks=[reduce_lr, guard], shuffle=False, verbose=0
@@ -237,7 +285,8 @@ def train_tasks(
     batch_size=32,
     learning_rate=1e-3,
     seed=0,
-    chance_after=1,
+    chance_after=2,
+    baseline_accuracy=None,
     divergence_factor=1e4,
     evaluate_test=False,
     stop_on_failure=True,
@@ -258,15 +307,21 @@ def train_tasks(
     :param batch_size: samples per step.
     :param learning_rate: Adam's initial learning rate.
     :param seed: seed of the initial weights, the dropout masks and the batch order.
-    :param chance_after: stop when the training accuracy is at chance level
-                         (:func:`chance_threshold`) at the end of this epoch
-                         or a later one; ``0`` never stops for that.  An
-                         integer, or a list with one value per task.
+    :param chance_after: the first epoch (at least 2) after which a hopeless
+                         training (:func:`is_hopeless`) is stopped; ``0``
+                         never stops for that.  An integer, or a list with
+                         one value per task.
+    :param baseline_accuracy: cross-entropy's training accuracy per epoch on
+                              each task (a list per task), which the stop
+                              compares with; ``None`` to stop without it.
     :param divergence_factor: stop when the magnitude of the running training
                               loss exceeds this multiple of its first value
                               (at least 1).
     :param evaluate_test: also measure the trained models on the held-out test splits.
-    :param stop_on_failure: skip the remaining tasks once one stops early.
+    :param stop_on_failure: skip the remaining tasks once one's training
+                            became non-finite (``nan``); tasks stopped as
+                            hopeless or diverged still have measurements,
+                            so the others are trained too.
     :returns: one JSON-ready dict per task trained: ``history`` (per epoch
               ``loss``, ``accuracy``, ``ce``, ``val_loss``, ``val_accuracy``,
               ``val_ce``, ``learning_rate``), the final ``val_loss`` (the
@@ -281,11 +336,14 @@ def train_tasks(
     chance_afters = list(chance_after) if isinstance(chance_after, (list, tuple)) else [chance_after] * len(tasks)
     if len(chance_afters) != len(tasks):
         raise ValueError(f"chance_after has {len(chance_afters)} values for {len(tasks)} tasks")
+    baselines = [None] * len(tasks) if baseline_accuracy is None else list(baseline_accuracy)
+    if len(baselines) != len(tasks):
+        raise ValueError(f"baseline_accuracy has {len(baselines)} curves for {len(tasks)} tasks")
     records = []
     shape = network = state = initial = None
     keras.backend.clear_session(free_memory=False)
     with seeded(seed):
-        for data, after in zip(tasks, chance_afters):
+        for data, after, baseline in zip(tasks, chance_afters, baselines):
             start = time.perf_counter()
             if (data.input_shape, data.num_classes) != shape:
                 shape = (data.input_shape, data.num_classes)
@@ -304,10 +362,10 @@ def train_tasks(
                 for variable, value in zip(state, initial):
                     variable.assign(value)
             keras.utils.set_random_seed(int(seed))
-            record = _fit(network, data, epochs, batch_size, seed, after, divergence_factor, evaluate_test)
+            record = _fit(network, data, epochs, batch_size, seed, after, baseline, divergence_factor, evaluate_test)
             record["time"] = time.perf_counter() - start
             records.append(record)
-            if stop_on_failure and record["stop_reason"] != "completed":
+            if stop_on_failure and record["stop_reason"] == "nan":
                 break
     del network, state, initial
     keras.backend.clear_session()
@@ -320,8 +378,11 @@ def train_model(loss, data, **settings):
     :param loss: anything ``model.compile(loss=...)`` accepts.
     :param data: the task's :class:`~deap_lossgp.fitness.datasets.TaskData`.
     :param settings: ``model``, ``epochs``, ``batch_size``, ``learning_rate``,
-                     ``seed``, ``chance_after``, ``divergence_factor``,
+                     ``seed``, ``chance_after``, ``baseline_accuracy`` (one
+                     curve), ``divergence_factor``,
                      ``evaluate_test`` as for :func:`train_tasks`.
     :returns: the task's record (see :func:`train_tasks`).
     """
+    if settings.get("baseline_accuracy") is not None:
+        settings = {**settings, "baseline_accuracy": [settings["baseline_accuracy"]]}
     return train_tasks(loss, [data], **settings)[0]
