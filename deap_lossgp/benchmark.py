@@ -25,13 +25,12 @@ import time
 
 import numpy
 
-__all__ = ["THESIS_TIME_RATIO", "run_benchmark", "run_seed", "heldout_table", "write_report"]
+from .report import write_report
 
-#: The thesis's wall-time ratios (ours / NGL): 62,364 / 173,287 s and 426,915 / 1,013,739 s.
-THESIS_TIME_RATIO = {"small": 62364 / 173287, "large": 426915 / 1013739}
+__all__ = ["run_benchmark", "run_seed", "heldout_table"]
+
 #: Reference losses retrained beside the found ones.
 HELDOUT_REFERENCES = ("ce", "ngl", "focal", "baikal")
-_NAMES = {"ngl": "NGL (eaNGL)", "st": "ours (eaSampleTournament)"}
 
 
 def _run_algorithm(name, population, seed, resolved, seed_dir, workers, backend):
@@ -161,123 +160,6 @@ def heldout_table(expressions, preset="quick", seeds=5, **overrides):
                 "values": values,
             }
     return table
-
-
-def _mean_std(values):
-    values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:.4g}"
-    return f"{statistics.fmean(values):.4g} ± {statistics.stdev(values):.2g}"
-
-
-def write_report(output, results, heldout, command, environment):
-    """Write ``report.md`` and the plots from the per-seed results.
-
-    :param output: the output directory.
-    :param results: the list of per-seed result dicts.
-    :param heldout: the output of :func:`heldout_table` (or ``None``).
-    :param command: the command that produced the results (shown in the report).
-    :param environment: a dict describing versions and machine.
-    :returns: the path of ``report.md``.
-    """
-    from .algorithms import default_n_parents
-
-    output = pathlib.Path(output)
-    _plots(output, results)
-    lines = ["# Benchmark: eaSampleTournament (thesis Algorithm 1) against eaNGL", ""]
-    lines += [f"Command: `{command}`", ""]
-    lines += ["Environment: " + ", ".join(f"{k} {v}" for k, v in environment.items()), ""]
-    lines += [
-        "Per seed (time in seconds, from after the population copy; fitness = (wins, average improvement)):", "",
-        "| seed | time NGL | time ours | time ratio | evals NGL | evals ours | eval ratio | cache hits NGL / ours "
-        "| best NGL | best ours | gen reached NGL / ours |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        n, s = r["ngl"], r["st"]
-        lines.append(
-            f"| {r['seed']} | {n['wall_time']:.1f} | {s['wall_time']:.1f} | {s['wall_time'] / n['wall_time']:.3f} "
-            f"| {n['nevals']} | {s['nevals']} | {s['nevals'] / max(n['nevals'], 1):.3f} "
-            f"| {n['ncached']} / {s['ncached']} | ({n['best_fitness'][0]:g}, {n['best_fitness'][1]:.4f}) "
-            f"| ({s['best_fitness'][0]:g}, {s['best_fitness'][1]:.4f}) "
-            f"| {n['generation_reached']} / {s['generation_reached']} |"
-        )
-    ratio_time = [r["st"]["wall_time"] / r["ngl"]["wall_time"] for r in results]
-    ratio_evals = [r["st"]["nevals"] / max(r["ngl"]["nevals"], 1) for r in results]
-    # Without generation 0 (both evaluate the same P initial trees) the expected ratio is N/P.
-    later = {key: [sum(row["nevals"] for row in r[key]["curve"][1:]) for r in results] for key in ("ngl", "st")}
-    ratio_later = [s / max(n, 1) for s, n in zip(later["st"], later["ngl"])]
-    population, generations = results[0]["population"], results[0]["generations"]
-    n_parents = default_n_parents(population)
-    expected_all = (population + generations * n_parents) / (population + generations * population)
-    lines += [
-        "", f"Aggregated over {len(results)} seed(s) (mean ± std):", "",
-        "| quantity | NGL | ours | ours / NGL | thesis (ours / NGL) |",
-        "|---|---|---|---|---|",
-        f"| wall time (s) | {_mean_std([r['ngl']['wall_time'] for r in results])} "
-        f"| {_mean_std([r['st']['wall_time'] for r in results])} | {_mean_std(ratio_time)} "
-        f"| {THESIS_TIME_RATIO['small']:.2f} small, {THESIS_TIME_RATIO['large']:.2f} large |",
-        f"| evaluations | {_mean_std([r['ngl']['nevals'] for r in results])} "
-        f"| {_mean_std([r['st']['nevals'] for r in results])} | {_mean_std(ratio_evals)} "
-        f"| expected (P+TN)/(P+TP) = {expected_all:.3f} before cache hits |",
-        f"| evaluations after generation 0 | {_mean_std(later['ngl'])} | {_mean_std(later['st'])} "
-        f"| {_mean_std(ratio_later)} | N/P = {n_parents / population:.3f} |",
-        f"| evaluations saved by the cache | {_mean_std([r['ngl']['ncached'] for r in results])} "
-        f"| {_mean_std([r['st']['ncached'] for r in results])} | | |",
-        f"| best wins | {_mean_std([r['ngl']['best_fitness'][0] for r in results])} "
-        f"| {_mean_std([r['st']['best_fitness'][0] for r in results])} | | |",
-        f"| best average improvement | {_mean_std([r['ngl']['best_fitness'][1] for r in results])} "
-        f"| {_mean_std([r['st']['best_fitness'][1] for r in results])} | | |",
-        f"| generation of the best | {_mean_std([r['ngl']['generation_reached'] for r in results])} "
-        f"| {_mean_std([r['st']['generation_reached'] for r in results])} | | |",
-        "", "Best losses found:", "",
-        "| seed | algorithm | expression | formula |", "|---|---|---|---|",
-    ]
-    for r in results:
-        for key in ("ngl", "st"):
-            lines.append(f"| {r['seed']} | {_NAMES[key]} | `{r[key]['best_expression']}` | `{r[key]['best_formula']}` |")
-    if heldout:
-        tasks = list(next(iter(heldout.values())))
-        lines += ["", "Held-out test accuracy (mean ± std over training seeds; the search never saw this split):", "",
-                  "| loss | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
-        for label, per_task in heldout.items():
-            lines.append(f"| {label} | " + " | ".join(
-                _mean_std(per_task[t]["values"]) for t in tasks) + " |")
-    lines += ["", "Plots: `best_per_generation.png`, `best_per_evaluation.png`, `best_per_time.png`.", ""]
-    report = output / "report.md"
-    report.write_text("\n".join(lines))
-    return report
-
-
-def _plots(output, results):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    views = {
-        "best_per_generation.png": ("generation", lambda curve: [row["gen"] for row in curve]),
-        "best_per_evaluation.png": ("cumulative evaluations", lambda curve: numpy.cumsum([row["nevals"] for row in curve])),
-        "best_per_time.png": ("cumulative wall time (s)", lambda curve: numpy.cumsum([row["time"] for row in curve])),
-    }
-    colors = {"ngl": "tab:orange", "st": "tab:blue"}
-    for filename, (xlabel, xs) in views.items():
-        figure, axis = plt.subplots(figsize=(6, 4))
-        for key in ("ngl", "st"):
-            for index, r in enumerate(results):
-                curve = r[key]["curve"]
-                ys = numpy.maximum.accumulate([row["improvement_max"] for row in curve])
-                axis.step(xs(curve), ys, where="post", color=colors[key], alpha=0.7,
-                          label=_NAMES[key] if index == 0 else None)
-        axis.set_xlabel(xlabel)
-        axis.set_ylabel("best average improvement")
-        axis.grid(alpha=0.3)
-        axis.legend()
-        figure.tight_layout()
-        figure.savefig(output / filename, dpi=100)
-        plt.close(figure)
 
 
 def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="process", heldout_seeds=5,
