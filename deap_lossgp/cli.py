@@ -4,6 +4,16 @@
 the ``quick`` preset; see ``deap-lossgp <command> --help`` for each command.
 Errors in the arguments or the configuration print one clear line and exit
 with status 2, without a traceback.
+
+Exit statuses:
+
+* 0: success;
+* 2: an error in the arguments or the configuration;
+* 3: nothing trained: the search finished but no candidate loss completed
+  training, so there is no best loss to use (``evolve``, ``resume``, and
+  ``export`` of such a run); the message says how the evaluations ended and
+  what to try;
+* 130: interrupted (Ctrl-C); ``deap-lossgp resume RUN_DIR`` continues.
 """
 
 import argparse
@@ -13,6 +23,11 @@ import pathlib
 import sys
 
 __all__ = ["main", "build_parser"]
+
+#: Exit status when no candidate loss completed training.
+_NOTHING_TRAINED = 3
+_EXIT_STATUSES = ("exit status: 0 success, 2 error in the arguments or the configuration, 3 nothing trained "
+                  "(no candidate loss completed training, so there is no best loss), 130 interrupted.")
 
 
 class CommandError(Exception):
@@ -44,12 +59,14 @@ def build_parser():
     :returns: an :class:`argparse.ArgumentParser`.
     """
     parser = argparse.ArgumentParser(
-        prog="deap-lossgp", description="Evolve loss functions for image classification with genetic programming."
+        prog="deap-lossgp", description="Evolve loss functions for image classification with genetic programming.",
+        epilog=_EXIT_STATUSES,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    evolve = commands.add_parser("evolve", help="run a loss-function search", description="Run a loss-function search.")
+    evolve = commands.add_parser("evolve", help="run a loss-function search", description="Run a loss-function search.",
+                                 epilog=_EXIT_STATUSES)
     _add_preset_arguments(evolve)
     evolve.add_argument("--algorithm", default="sample-tournament", choices=["sample-tournament", "ngl"],
                         help="thesis Algorithm 1 (default) or the NGL baseline")
@@ -63,7 +80,8 @@ def build_parser():
     evolve.add_argument("--output", type=pathlib.Path, help="run directory (default: runs/<time>-<preset>-<algorithm>)")
     evolve.add_argument("--quiet", action="store_true", help="no progress bar or logbook lines")
 
-    resume = commands.add_parser("resume", help="continue a stopped search", description="Continue a stopped search.")
+    resume = commands.add_parser("resume", help="continue a stopped search", description="Continue a stopped search.",
+                                 epilog=_EXIT_STATUSES)
     resume.add_argument("run_dir", type=pathlib.Path)
     resume.add_argument("--quiet", action="store_true")
 
@@ -73,7 +91,8 @@ def build_parser():
     _add_preset_arguments(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the full record as JSON")
 
-    export = commands.add_parser("export", help="export the best loss of a run", description="Export the best loss of a run.")
+    export = commands.add_parser("export", help="export the best loss of a run",
+                                 description="Export the best loss of a run.", epilog=_EXIT_STATUSES)
     export.add_argument("run_dir", type=pathlib.Path)
     export.add_argument("--format", choices=["py", "json", "latex"], default="py")
     export.add_argument("--output", type=pathlib.Path, help="file to write (default: standard output)")
@@ -109,7 +128,7 @@ def _overrides(args):
 
 
 def _cmd_evolve(args):
-    from .runner import make_config, run_search
+    from .runner import make_config
 
     config = make_config(preset=args.preset, algorithm=args.algorithm, seed=args.seed, backend=args.backend,
                          workers=args.workers, **_overrides(args))
@@ -119,15 +138,45 @@ def _cmd_evolve(args):
     if (output / "config.json").exists():
         raise CommandError(f"{output} already holds a run; use 'deap-lossgp resume {output}' or another --output")
     print(f"run directory: {output}")
-    _finish(run_search(output, config, progress=not args.quiet, verbose=not args.quiet), output)
+    return _search(args, output, config)
 
 
 def _cmd_resume(args):
     from .rundir import RunDirectory
-    from .runner import run_search
 
     config = RunDirectory(args.run_dir).read_config()
-    _finish(run_search(args.run_dir, config, progress=not args.quiet, verbose=not args.quiet), args.run_dir)
+    return _search(args, args.run_dir, config)
+
+
+def _search(args, run_dir, config):
+    from .runner import NothingTrainedError, run_search
+
+    try:
+        result = run_search(run_dir, config, progress=not args.quiet, verbose=not args.quiet)
+    except NothingTrainedError as error:
+        print(_nothing_trained_message(args.command, error, run_dir, config), file=sys.stderr)
+        return _NOTHING_TRAINED
+    _finish(result, run_dir)
+    return 0
+
+
+def _nothing_trained_message(command, error, run_dir, config):
+    # What to try depends on the run's own settings, so only the relevant hints are given.
+    fitness = config.get("resolved", {}).get("fitness", {})
+    hints = ["a search with more generations or a larger population (deap-lossgp evolve --generations N "
+             "--population N)"]
+    if fitness.get("validity") == "thesis":
+        hints.append("--set validity=screened, which rejects untrainable trees before training them "
+                     "(this run used validity=thesis)")
+    if any(task.get("label_noise") for task in fitness.get("tasks", ())):
+        hints.append("less label noise in the tasks (--set tasks=...)")
+    run_dir = pathlib.Path(run_dir)
+    return "\n".join([
+        f"deap-lossgp {command}: {error}, so no loss was exported.",
+        f"  Each record's 'reason' in {run_dir / 'evaluations.jsonl'} says why it did not complete; the logbook "
+        f"is in {run_dir / 'logbook.csv'}.",
+        "  To try: " + "; ".join(hints) + ".",
+    ])
 
 
 def _finish(result, output):
@@ -136,6 +185,14 @@ def _finish(result, output):
     print(f"formula:   {best['formula']}")
     print(f"fitness:   wins={best['fitness'][0]:g}, improvement={best['fitness'][1]:.4g}")
     print(f"use it:    from best_loss import EvolvedLoss  (file: {pathlib.Path(output) / 'best_loss.py'})")
+
+
+def _untrained_statuses(run):
+    """``status -> count`` when the run has evaluations but none completed training, else ``None``."""
+    from .rundir import count_completed, read_records
+
+    completed, statuses = count_completed(read_records(run.records))
+    return statuses if statuses and not completed else None
 
 
 def _cmd_evaluate(args):
@@ -187,10 +244,15 @@ def _num(value):
 
 def _cmd_export(args):
     from .expression import to_latex, to_python_source
-    from .rundir import RunDirectory
+    from .rundir import RunDirectory, describe_statuses
 
     run = RunDirectory(args.run_dir)
     if not run.best.exists():
+        statuses = _untrained_statuses(run)
+        if statuses is not None:
+            print(f"deap-lossgp export: {args.run_dir}: no candidate completed training "
+                  f"({describe_statuses(statuses)}); there is no loss to export", file=sys.stderr)
+            return _NOTHING_TRAINED
         raise CommandError(f"{args.run_dir} has no best.json yet; finish the run with 'deap-lossgp resume {args.run_dir}'")
     best = json.loads(run.best.read_text())
     if args.format == "py":
@@ -207,7 +269,7 @@ def _cmd_export(args):
 
 
 def _cmd_show(args):
-    from .rundir import RunDirectory, logbook_rows
+    from .rundir import RunDirectory, describe_statuses, logbook_rows
 
     run = RunDirectory(args.run_dir)
     config = run.read_config()
@@ -228,6 +290,8 @@ def _cmd_show(args):
         print(f"best:      {best['expression']}")
         print(f"formula:   {best['formula']}")
         print(f"fitness:   {best['fitness']}")
+    elif (statuses := _untrained_statuses(run)) is not None:
+        print(f"best:      none: no candidate completed training ({describe_statuses(statuses)})")
     else:
         print("best:      (not finished yet)")
 
@@ -270,14 +334,14 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     try:
-        _COMMANDS[args.command](args)
+        status = _COMMANDS[args.command](args)
     except (CommandError, CheckpointError, ValueError, FileNotFoundError) as error:
         print(f"deap-lossgp {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: resume with 'deap-lossgp resume RUN_DIR'", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -5,17 +5,20 @@
                        seed, backend), enough to resume or rerun the search
 ``checkpoint.pkl``     the resumable state after the last finished generation
                        (a pickle: load only your own or trusted files)
-``evaluations.jsonl``  one JSON line per evaluation: expression, per-task
-                       metrics, fitness, stop reasons, time
+``evaluations.jsonl``  one JSON line per evaluation: expression, status,
+                       per-task metrics, fitness, stop reasons, time
 ``logbook.csv``        one row per generation (evaluations, cache hits, time,
                        fitness statistics)
 ``best.json``          the best loss: expression, simplified formula, LaTeX,
-                       fitness and its per-task metrics
-``best_loss.py``       the best loss as a standalone Keras loss class
+                       fitness and its per-task metrics (only when at least
+                       one candidate completed training, see
+                       :func:`count_completed`)
+``best_loss.py``       the best loss as a standalone Keras loss class (idem)
 ``fitness.png``        best and median fitness per generation
 =====================  ==========================================================
 """
 
+import collections
 import csv
 import json
 import math
@@ -24,7 +27,7 @@ import pathlib
 
 from .expression import simplified, to_latex, to_python_source, to_text
 
-__all__ = ["RunDirectory", "logbook_rows", "read_records"]
+__all__ = ["RunDirectory", "logbook_rows", "read_records", "count_completed", "describe_statuses"]
 
 
 def _json_safe(value):
@@ -67,6 +70,36 @@ def read_records(path):
         return []
     with path.open() as stream:
         return [json.loads(line) for line in stream if line.strip()]
+
+
+def count_completed(records):
+    """Count the evaluations that completed training, and every evaluation by status.
+
+    An evaluation completed when its ``status`` is ``"ok"``: the candidate
+    trained to the end on every task.  Any other status (``stopped``,
+    ``failed``, ``invalid``, ``untrainable``, ``error``, or one added later)
+    means it did not.  This is the one place that rule is written: the search
+    exports a best loss only when some evaluation completed.
+
+    :param records: evaluation records, e.g. from :func:`read_records`.
+    :returns: ``(completed, statuses)``: the number of completed evaluations
+              and a dict ``status -> number of records``, most frequent first.
+    """
+    statuses = collections.Counter(record.get("status", "unknown") for record in records)
+    return statuses["ok"], dict(statuses.most_common())
+
+
+def describe_statuses(statuses):
+    """Say how many evaluations there were and how they ended, for messages.
+
+    :param statuses: a dict ``status -> count`` (from :func:`count_completed`).
+    :returns: a string such as ``"3 evaluations: 2 stopped, 1 invalid"``.
+    """
+    total = sum(statuses.values())
+    text = f"{total} evaluation{'' if total == 1 else 's'}"
+    if statuses:
+        text += ": " + ", ".join(f"{count} {status}" for status, count in statuses.items())
+    return text
 
 
 class RunDirectory:

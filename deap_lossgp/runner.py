@@ -13,9 +13,10 @@ import time
 
 import numpy
 
-from .rundir import RunDirectory
+from .rundir import RunDirectory, count_completed, describe_statuses, read_records
 
-__all__ = ["ALGORITHMS", "make_config", "run_search", "expected_evaluations", "fitness_statistics", "ProgressMap"]
+__all__ = ["ALGORITHMS", "make_config", "run_search", "expected_evaluations", "fitness_statistics", "ProgressMap",
+           "NothingTrainedError"]
 
 #: Command-line algorithm names -> functions of :mod:`deap_lossgp.algorithms`.
 ALGORITHMS = {"sample-tournament": "eaSampleTournament", "ngl": "eaNGL"}
@@ -137,6 +138,36 @@ class ProgressMap:
         self.inner.close()
 
 
+class NothingTrainedError(RuntimeError):
+    """A search finished, but no candidate loss completed training.
+
+    :func:`run_search` raises it instead of exporting a "best" loss that was
+    never trained to the end (every evaluation was stopped, failed or
+    rejected; see :func:`~deap_lossgp.rundir.count_completed`).  The run
+    directory keeps ``config.json``, the checkpoint, ``evaluations.jsonl``
+    and ``logbook.csv``, but gets no ``best.json`` or ``best_loss.py``; the
+    search's results are kept on the exception, as attributes named like the
+    parameters.
+
+    :param statuses: ``status -> number of evaluations`` over the whole run.
+    :param population: the final population.
+    :param logbook: the search's :class:`deap.tools.Logbook`.
+    :param halloffame: the search's :class:`deap.tools.HallOfFame`.
+
+    .. attribute:: evaluations
+
+       The number of evaluations of the run (cache hits excluded).
+    """
+
+    def __init__(self, statuses, population, logbook, halloffame):
+        self.statuses = dict(statuses)
+        self.evaluations = sum(self.statuses.values())
+        self.population = population
+        self.logbook = logbook
+        self.halloffame = halloffame
+        super().__init__(f"no candidate completed training ({describe_statuses(self.statuses)})")
+
+
 def run_search(run_dir, config, progress=True, verbose=True):
     """Run (or resume) the search described by ``config`` in ``run_dir``.
 
@@ -145,6 +176,9 @@ def run_search(run_dir, config, progress=True, verbose=True):
     :param progress: show a progress bar over evaluations.
     :param verbose: print the logbook line of every generation.
     :returns: ``(population, logbook, halloffame, best_dict)``.
+    :raises NothingTrainedError: if no evaluation of the run completed
+                                 training (``logbook.csv`` is written, the
+                                 best loss is not).
     """
     import os
 
@@ -190,6 +224,11 @@ def run_search(run_dir, config, progress=True, verbose=True):
         bar.close()
         mapper.close()
     run.write_logbook(logbook)
+    # The whole run's records, so a resumed run counts what earlier sessions trained.
+    completed, statuses = count_completed(read_records(run.records))
+    if not completed:
+        # The hall of fame still holds an individual, but it was never trained to the end.
+        raise NothingTrainedError(statuses, population, logbook, halloffame)
     best = run.write_best(halloffame[0])
     best["elapsed_seconds"] = time.perf_counter() - started
     return population, logbook, halloffame, best

@@ -59,7 +59,7 @@ def test_evolve_writes_a_complete_run_directory_then_show_export_resume(tmp_path
     records = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()]
     assert best["expression"] in {r["expression"] for r in records}
     logbook = (run_dir / "logbook.csv").read_text().splitlines()
-    assert logbook[0].startswith("gen,nevals,ncached") and len(logbook) == 3  # header + generations 0 and 1
+    assert logbook[0].startswith("gen,nevals,nrejected,ncached") and len(logbook) == 3  # header + generations 0 and 1
 
     assert main(["export", str(run_dir), "--format", "py", "--output", str(tmp_path / "loss.py")]) == 0
     assert "class" in (tmp_path / "loss.py").read_text() or "EvolvedLoss" in (tmp_path / "loss.py").read_text()
@@ -80,3 +80,46 @@ def test_compare_ngl_script_is_the_benchmark_command():
     script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "compare_ngl.py"
     result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "usage: deap-lossgp benchmark" in result.stdout
+
+
+# A search in which no candidate can complete training, by construction: under
+# the thesis's validity rule a tree of height 1 is add or mul of y_true and
+# y_pred (sub has a zero probe loss), and without mutation every child is built
+# from such trees (or rejected), so no loss ever rewards the true class.  Every
+# training stays at or falls below chance level and is stopped after epoch 2,
+# when cross-entropy has clearly learned the full digits task.
+NOTHING_TRAINS = ["--population", "2", "--generations", "1", "--epochs", "2", "--set", 'tasks=["digits"]',
+                  "--set", "validity=thesis", "--set", "init_min_height=1", "--set", "init_max_height=1",
+                  "--set", "mutpb_subtree=0", "--set", "mutpb_point=0"]
+
+
+@pytest.mark.slow
+def test_a_search_where_nothing_trained_exports_nothing_and_exits_3(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    assert main(["evolve", *NOTHING_TRAINS, "--backend", "serial", "--quiet", "--output", str(run_dir)]) == 3
+    captured = capsys.readouterr()
+    statuses = [json.loads(line)["status"] for line in (run_dir / "evaluations.jsonl").read_text().splitlines()]
+    assert statuses and "ok" not in statuses
+    counts = f"no candidate completed training ({len(statuses)} evaluation"
+    assert counts in captured.err and "Traceback" not in captured.err
+    assert "validity=screened" in captured.err  # the hint that fits a run with validity=thesis
+    assert "use it:" not in captured.out
+    assert (run_dir / "logbook.csv").exists()
+    assert not (run_dir / "best.json").exists() and not (run_dir / "best_loss.py").exists()
+
+    assert main(["show", str(run_dir)]) == 0
+    assert f"best:      none: {counts}" in capsys.readouterr().out
+    assert main(["export", str(run_dir)]) == 3
+    captured = capsys.readouterr()
+    assert counts in captured.err and "resume" not in captured.err and len(captured.err.splitlines()) == 1
+    assert captured.out == ""
+    # Resuming the finished run trains nothing more and still has no loss to give.
+    assert main(["resume", str(run_dir), "--quiet"]) == 3
+    assert counts in capsys.readouterr().err and not (run_dir / "best.json").exists()
+
+
+def test_help_lists_the_exit_statuses(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "3 nothing trained" in " ".join(capsys.readouterr().out.split())
