@@ -39,7 +39,7 @@ def _run_algorithm(name, population, seed, resolved, seed_dir, workers, backend)
     from . import algorithms
     from .fitness import LossFitness
     from .parallel import get_map
-    from .rundir import RunDirectory, logbook_rows
+    from .rundir import RunDirectory, logbook_rows, read_records
     from .runner import fitness_statistics
     from .toolbox import make_toolbox
 
@@ -50,9 +50,13 @@ def _run_algorithm(name, population, seed, resolved, seed_dir, workers, backend)
     random.seed(f"{seed}-{name}")
     numpy.random.seed(seed)
     halloffame = tools.HallOfFame(1)
+    stats = fitness_statistics()
+    # The best so far per generation: the population keeps it (both algorithms are elitist).
+    stats["best"] = tools.Statistics(lambda ind: tuple(ind.fitness.values))
+    stats["best"].register("max", lambda fits: list(max(fits)))
     with get_map(backend, workers=workers) as mapper:
         toolbox = make_toolbox(search=search, fitness=fitness, map=mapper)
-        common = dict(mutpb_subtree=search.mutpb_subtree, mutpb_point=search.mutpb_point, stats=fitness_statistics(),
+        common = dict(mutpb_subtree=search.mutpb_subtree, mutpb_point=search.mutpb_point, stats=stats,
                       halloffame=halloffame, verbose=False, checkpoint=str(run.checkpoint))
         started = time.perf_counter()
         if name == "ngl":
@@ -65,20 +69,22 @@ def _run_algorithm(name, population, seed, resolved, seed_dir, workers, backend)
     best = run.write_best(halloffame[0])
     rows = logbook_rows(logbook)
     best_fitness = tuple(halloffame[0].fitness.values)
-    reached = next(
-        (row["gen"] for row in rows if (row["wins_max"], row["improvement_max"]) >= best_fitness), rows[-1]["gen"]
-    )
+    reached = next((row["gen"] for row in rows if tuple(row["best_max"]) >= best_fitness), rows[-1]["gen"])
+    records = read_records(run.records)
     return {
         "wall_time": elapsed,
         "logbook_time": sum(row["time"] for row in rows),
         "nevals": sum(row["nevals"] for row in rows),
+        "nrejected": sum(row["nrejected"] for row in rows),
         "ncached": sum(row.get("ncached", 0) for row in rows),
+        "ncompleted": sum(record["status"] == "ok" for record in records),
         "best_fitness": list(best_fitness),
         "generation_reached": reached,
         "best_expression": best["expression"],
         "best_formula": best["formula"],
         "curve": [
-            {"gen": row["gen"], "nevals": row["nevals"], "time": row["time"],
+            {"gen": row["gen"], "nevals": row["nevals"], "nrejected": row["nrejected"], "ncached": row["ncached"],
+             "time": row["time"], "best": row["best_max"],
              "wins_max": row["wins_max"], "improvement_max": row["improvement_max"]}
             for row in rows
         ],
@@ -116,6 +122,7 @@ def run_seed(seed, output, preset="quick", workers=None, backend="process", **ov
         "seed": seed,
         "population": resolved.search.population,
         "generations": resolved.search.generations,
+        "validity": resolved.fitness.validity,
         "ngl": _run_algorithm("ngl", baseline_copy, seed, resolved, seed_dir, workers, backend),
         "st": _run_algorithm("st", population, seed, resolved, seed_dir, workers, backend),
     }

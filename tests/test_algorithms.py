@@ -60,13 +60,12 @@ class CachingFitness:
 
 
 def build_toolbox(population_size=8, evaluate=cheap_fitness, map_=map):
-    """A toolbox registered by hand, as the thesis's defaults, with validity
-    checks that skip the (TensorFlow) gradient test to stay fast."""
+    """A toolbox registered by hand, with the thesis's defaults."""
     pset = make_pset()
     toolbox = base.Toolbox()
     toolbox.register("expr", gp.genHalfAndHalf, pset=pset, min_=1, max_=3)
     toolbox.register("individual", initValid, creator.IndividualCheap, toolbox.expr,
-                     check=functools.partial(check_validity, check_gradient=False))
+                     check=check_validity)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     toolbox.register("select", selSampleTournament, sample_size=(3 * population_size) // 4)
     toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.5)
@@ -115,7 +114,7 @@ def test_sample_tournament_evaluates_n_children_and_keeps_p():
     assert logbook.select("nevals") == [8, 3, 3, 3, 3]
     assert logbook.select("ncached") == [0] * 5
     assert all(t >= 0 for t in logbook.select("time"))
-    assert logbook.header == ["gen", "nevals", "ncached", "time", "max", "avg"]
+    assert logbook.header == ["gen", "nevals", "nrejected", "ncached", "time", "max", "avg"]
     assert all(ind.fitness.valid for ind in population)
 
 
@@ -245,11 +244,28 @@ def test_evaluate_individuals_deduplicates_equivalent_trees():
     assert caching_evaluator(toolbox) is evaluator
     texts = ["add(y_true, y_pred)", "add(y_pred, y_true)", "mul(y_true, log(y_pred))", "add(y_true, y_pred)"]
     individuals = [creator.IndividualCheap(gp.PrimitiveTree.from_string(t, pset)) for t in texts]
-    assert evaluate_individuals(individuals, toolbox) == (2, 2)
+    assert evaluate_individuals(individuals, toolbox) == (2, 2, 0)
     assert evaluator.calls == 2
     assert individuals[0].fitness.values == individuals[1].fitness.values == individuals[3].fitness.values
-    assert evaluate_individuals([toolbox.clone(individuals[2])], toolbox) == (0, 1)
+    assert evaluate_individuals([toolbox.clone(individuals[2])], toolbox) == (0, 1, 0)
     assert evaluator.calls == 2
+
+
+@pytest.mark.parametrize("caching", [True, False])
+def test_screened_individuals_are_not_evaluated_and_counted_apart(caching):
+    pset = make_pset()
+    evaluator = CachingFitness()
+    toolbox = base.Toolbox()
+    toolbox.register("evaluate", evaluator if caching else (lambda ind: evaluator(ind)))
+    sent = []
+    toolbox.register("map", lambda f, items: [f(item) for item in sent.extend(items) or items])
+    worst = (0.0, float("-inf"))
+    toolbox.register("screen", lambda ind: worst if "log" in str(ind) else None)
+    texts = ["add(y_true, y_pred)", "mul(y_true, log(y_pred))", "neg(log(y_pred))"]
+    individuals = [creator.IndividualCheap(gp.PrimitiveTree.from_string(t, pset)) for t in texts]
+    assert evaluate_individuals(individuals, toolbox) == (1, 0, 2)
+    assert [str(ind) for ind in sent] == ["add(y_true, y_pred)"]
+    assert individuals[1].fitness.values == individuals[2].fitness.values == worst
 
 
 def test_plain_function_is_not_a_caching_evaluator():
@@ -285,7 +301,7 @@ def test_ngl_bad_archive_probability():
 def test_verbose_prints_the_logbook(capsys):
     run(eaSampleTournament, seed=41, ngen=2, verbose=True)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["gen", "nevals", "ncached", "time", "max", "avg"]
+    assert lines[0].split() == ["gen", "nevals", "nrejected", "ncached", "time", "max", "avg"]
     assert [line.split()[0] for line in lines[1:]] == ["0", "1", "2"]
 
 

@@ -5,6 +5,7 @@ the ``quick`` tasks are trained once.
 """
 
 import json
+import math
 import os
 import pickle
 import random
@@ -23,8 +24,8 @@ from deap_lossgp.presets import get_preset
 CE = REFERENCE_EXPRESSIONS["ce"]
 NGL = REFERENCE_EXPRESSIONS["ngl"]
 TINY_CE = "mul(0.0001, neg(mul(y_true, log(y_pred))))"
-# Pushes the true class's probability to zero until exp(.) * exp(.) overflows.
-EXPLODING = "neg(mul(exp(div(mul(y_true, 0.001), y_pred)), exp(div(mul(y_true, 0.001), y_pred))))"
+# Pushes the true class's probability to zero until exp(.) * exp(.) overflows (positive on the probe).
+EXPLODING = "add(3000.0, neg(mul(exp(div(mul(y_true, 0.001), y_pred)), exp(div(mul(y_true, 0.001), y_pred)))))"
 QUICK_TASKS = ["digits", "digits-noise0.4", "digits-n300"]
 
 
@@ -112,28 +113,58 @@ def test_ngl_trains_and_is_scored(quick, records_path):
 
 @pytest.mark.slow
 def test_tiny_constant_times_ce_fools_only_the_loss_metric(quick, baseline_dir):
-    literal = LossFitness(preset="quick", baseline_dir=baseline_dir, metric="loss", chance_after=0)
+    literal = LossFitness(preset="quick", baseline_dir=baseline_dir, metric="loss", chance_after=0, validity="thesis")
     record = literal.evaluate_detailed(TINY_CE)
     wins, average = record["fitness"]
     assert wins == 3.0 and average > 0.99  # thesis §4.3: "better" by its tiny loss values
     for metric in ("ce", "accuracy"):
         (wins, average), _ = _rescore(record, metric)
         assert wins == 0.0 and average < -0.1
-    # The quick default does not train it to the end: it learns nothing.
+    # The screened default rejects it untrained: with Adam it barely moves the predictions.
     assert quick(TINY_CE)[0] == 0.0
 
 
-def test_nan_and_divergence_get_the_worst_fitness_with_a_reason(quick, baseline_dir, records_path):
-    lenient = LossFitness(
-        preset="quick", baseline_dir=baseline_dir, records_path=records_path, divergence_factor=1e300
-    )
+def test_nan_gets_the_worst_fitness_and_divergence_a_graded_one(quick, baseline_dir, records_path):
+    # Infinite near the edges: the screened default rejects it untrained; the thesis's rule lets it train.
+    assert quick.evaluate_detailed(EXPLODING)["status"] == "invalid"
+    lenient = LossFitness(preset="quick", baseline_dir=baseline_dir, records_path=records_path,
+                          divergence_factor=1e300, validity="thesis")
     record = lenient.evaluate_detailed(EXPLODING)
     assert record["status"] == "failed" and record["stop_reason"] == "nan"
     assert record["reason"].startswith("digits: training loss became")
     assert tuple(record["fitness"]) == WORST_FITNESS
+    assert list(record["tasks"]) == ["digits"]  # the other tasks are not trained
     assert _records(records_path)[-1]["reason"] == record["reason"]
-    assert quick(EXPLODING) == WORST_FITNESS
-    assert _records(records_path)[-1]["stop_reason"] == "diverged"
+    # On clean digits the divergence stop catches it while its metrics are still finite.
+    strict = LossFitness(preset="quick", baseline_dir=baseline_dir, records_path=records_path, validity="thesis",
+                         divergence_factor=10.0, tasks=["digits"])
+    record = strict.evaluate_detailed(EXPLODING)
+    assert record["status"] == "stopped" and record["stop_reason"] == "diverged"
+    wins, average = record["fitness"]
+    assert math.isfinite(average) and (wins, average) < quick(CE)
+
+
+@pytest.mark.slow
+def test_a_stopped_training_is_graded_below_a_better_completed_one(baseline_dir, records_path):
+    graded = LossFitness(preset="quick", baseline_dir=baseline_dir, records_path=records_path, validity="thesis")
+    record = graded.evaluate_detailed("mul(y_true, y_pred)")  # unlearns: stopped as hopeless
+    assert record["status"] == "stopped" and record["stop_reason"] == "chance"
+    assert all(2 <= task["epochs"] < 6 for task in record["tasks"].values())
+    wins, average = record["fitness"]
+    assert math.isfinite(average) and average < 0
+    completed = graded.evaluate_detailed(CE)
+    assert completed["status"] == "ok" and tuple(record["fitness"]) < tuple(completed["fitness"])
+    literal = LossFitness(preset="quick", baseline_dir=baseline_dir, metric="loss", validity="thesis")
+    assert tuple(literal.evaluate_detailed("mul(y_true, y_pred)")["fitness"]) == WORST_FITNESS
+
+
+def test_trees_with_identical_gradients_share_a_key_except_under_the_loss_metric(quick):
+    shifted = f"add({CE}, 0.5)"
+    assert quick.key(CE) == quick.key(shifted) == quick.key(f"add({CE}, sin(y_true))")
+    assert quick.key(CE) != quick.key(f"mul(2.0, {CE})")
+    literal = LossFitness(preset="quick", metric="loss")
+    assert literal.key(CE) != literal.key(shifted)
+    assert quick(shifted) == quick(CE)
 
 
 def test_invalid_trees_are_not_trained(quick, records_path):

@@ -20,7 +20,7 @@ from deap_lossgp.validity import check_validity
 
 from test_algorithms import cheap_fitness
 
-FAST_CHECK = functools.partial(check_validity, check_gradient=False)
+FAST_CHECK = functools.partial(check_validity, rule="screened")
 
 creator.create("FitnessUser", base.Fitness, weights=(1.0, 1.0))
 creator.create("IndividualUser", gp.PrimitiveTree, fitness=creator.FitnessUser)
@@ -59,7 +59,7 @@ def test_random_trees_follow_the_thesis_and_variation_respects_limits():
     assert all(2 <= ind.height <= 4 for ind in population)
     # Random trees never use div: the thesis draws it in one-point mutation only.
     assert not any(node.name == "div" for ind in population for node in ind)
-    assert all(check_validity(ind, check_gradient=False)[0] for ind in population)
+    assert all(check_validity(ind)[0] for ind in population)
     for ind in population:
         (child,) = toolbox.mate(toolbox.clone(ind), population)
         (child,) = toolbox.mutate_subtree(child)

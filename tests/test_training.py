@@ -12,10 +12,18 @@ import pytest
 
 from deap_lossgp.expression import compile_loss
 from deap_lossgp.fitness.datasets import TaskSpec, load_task
-from deap_lossgp.fitness.training import chance_threshold, configure_tensorflow, train_model, train_tasks
+from deap_lossgp.fitness.training import (
+    chance_threshold,
+    configure_tensorflow,
+    is_hopeless,
+    train_model,
+    train_tasks,
+)
 
 CE = "neg(mul(y_true, log(y_pred)))"
 SETTINGS = {"epochs": 2, "batch_size": 32, "seed": 0}
+# Pushes the true class's probability to zero until exp(.) * exp(.) overflows.
+EXPLODING = "neg(mul(exp(div(mul(y_true, 0.001), y_pred)), exp(div(mul(y_true, 0.001), y_pred))))"
 
 
 def _without_time(record):
@@ -68,35 +76,54 @@ def test_same_seed_same_record_and_global_random_states_untouched(digits):
 
 
 def test_nan_stops_training_cleanly(digits):
-    # Pushes the true class's probability to zero until exp(.) * exp(.) overflows.
-    exploding = "neg(mul(exp(div(mul(y_true, 0.001), y_pred)), exp(div(mul(y_true, 0.001), y_pred))))"
     settings = {**SETTINGS, "epochs": 6, "chance_after": 0}
-    record = train_model(compile_loss(exploding), digits, divergence_factor=1e300, **settings)
+    record = train_model(compile_loss(EXPLODING), digits, divergence_factor=1e300, **settings)
     assert record["stop_reason"] == "nan"
     assert "became nan" in record["stop_detail"] or "became -inf" in record["stop_detail"]
     assert record["epochs"] < 6
     assert not math.isfinite(record["val_loss"])
-    diverged = train_model(compile_loss(exploding), digits, **settings)
+    diverged = train_model(compile_loss(EXPLODING), digits, **settings)
     assert diverged["stop_reason"] == "diverged" and "exceeds" in diverged["stop_detail"]
     assert diverged["epochs"] <= record["epochs"]
 
 
-def test_a_loss_that_never_learns_stops_at_chance(digits):
+def test_a_loss_that_unlearns_stops_as_hopeless_after_two_epochs(digits):
     # Minimising the true class's probability: accuracy drops below chance.
     backwards = compile_loss("mul(y_true, y_pred)")
-    record = train_model(backwards, digits, chance_after=1, **SETTINGS)
-    assert record["stop_reason"] == "chance" and record["epochs"] == 1
+    settings = {**SETTINGS, "epochs": 4}
+    record = train_model(backwards, digits, chance_after=1, **settings)
+    assert record["stop_reason"] == "chance" and record["epochs"] == 2
     assert "chance level" in record["stop_detail"]
-    record = train_model(backwards, digits, chance_after=0, **SETTINGS)
-    assert record["stop_reason"] == "completed" and record["epochs"] == 2
+    # Not while cross-entropy itself was still at chance level at that epoch.
+    record = train_model(backwards, digits, chance_after=2, baseline_accuracy=[0.1] * 4, **settings)
+    assert record["stop_reason"] == "completed" and record["epochs"] == 4
+    record = train_model(backwards, digits, chance_after=0, **settings)
+    assert record["stop_reason"] == "completed" and record["epochs"] == 4
 
 
-def test_stop_on_failure_skips_remaining_tasks(digits):
+def test_is_hopeless_needs_two_flat_epochs_at_chance_while_ce_learned():
+    threshold, noise = 0.12, 0.01
+    assert not is_hopeless([0.1], threshold, noise)
+    assert is_hopeless([0.1, 0.1], threshold, noise)
+    assert not is_hopeless([0.08, 0.1], threshold, noise)  # still rising
+    assert not is_hopeless([0.1, 0.13], threshold, noise)  # above chance
+    assert not is_hopeless([0.1, 0.1], threshold, noise, first_epoch=3)
+    assert is_hopeless([0.1, 0.1], threshold, noise, baseline=[0.5, 0.9])
+    assert not is_hopeless([0.1, 0.1], threshold, noise, baseline=[0.15, 0.2])  # CE near chance too
+    assert is_hopeless([0.1, 0.1, 0.1], threshold, noise, baseline=[0.5, 0.9])  # past CE's curve: its last epoch
+
+
+def test_only_a_non_finite_training_skips_the_remaining_tasks(digits):
     backwards = compile_loss("mul(y_true, y_pred)")
-    records = train_tasks(backwards, [digits, digits], chance_after=[1, 1], **SETTINGS)
-    assert [r["stop_reason"] for r in records] == ["chance"]
+    records = train_tasks(backwards, [digits, digits], chance_after=[2, 2], **SETTINGS)
+    assert [r["stop_reason"] for r in records] == ["chance", "chance"]
+    exploding = compile_loss(EXPLODING)
+    records = train_tasks(exploding, [digits, digits], divergence_factor=1e300, **{**SETTINGS, "epochs": 6})
+    assert [r["stop_reason"] for r in records] == ["nan"]
     with pytest.raises(ValueError, match="chance_after has 1 values for 2 tasks"):
         train_tasks(backwards, [digits, digits], chance_after=[1], **SETTINGS)
+    with pytest.raises(ValueError, match="baseline_accuracy has 1 curves for 2 tasks"):
+        train_tasks(backwards, [digits, digits], baseline_accuracy=[[0.5]], **SETTINGS)
 
 
 @pytest.mark.slow

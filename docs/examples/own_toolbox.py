@@ -55,11 +55,10 @@ creator.create("Individual", gp.PrimitiveTree, fitness=creator.FitnessLoss)
 
 toolbox = base.Toolbox()
 toolbox.register("expr", gp.genHalfAndHalf, pset=pset, min_=2, max_=6)
-# Random trees are drawn until one passes the validity rules. The rules' gradient
-# check needs TensorFlow; the stand-in evaluation never trains, so this script
-# skips it to start in a second.
-quick_check = functools.partial(check_validity, check_gradient=False)
-toolbox.register("individual", initValid, creator.Individual, toolbox.expr, check=quick_check)
+# Random trees are drawn until one passes the validity rules (NumPy only, no
+# training): the screened rule by default; rule="thesis" is the thesis's own.
+toolbox.register("individual", initValid, creator.Individual, toolbox.expr,
+                 check=functools.partial(check_validity, rule="screened"))
 toolbox.register("population", tools.initRepeat, list, toolbox.individual)
 toolbox.register("select", selSampleTournament, sample_size=6)  # G = 3P/4 for P = 8
 toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.5)  # Cr = 0.5
