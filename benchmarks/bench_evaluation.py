@@ -47,7 +47,7 @@ def rss_mb():
 def bare_fit(config, tasks=None):
     """Train the preset's model with Keras's cross-entropy on each task, as plain Keras code would.
 
-    :param config: a :class:`~deap_lossgp.presets.FitnessConfig`.
+    :param config: a :class:`~deap_lossgp.search.presets.FitnessConfig`.
     :param tasks: the tasks to train on; ``None`` for all of the configuration's.
     :returns: ``None``.
     """
@@ -92,7 +92,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (the median is reported)")
     args = parser.parse_args()
 
-    from deap_lossgp.expression import compile_loss
+    from deap_lossgp.gp.expression import compile_loss
     from deap_lossgp.fitness import LossFitness, configure_tensorflow, load_task, train_model
 
     with tempfile.TemporaryDirectory() as baselines:

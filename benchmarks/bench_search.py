@@ -40,12 +40,12 @@ import time
 import warnings
 
 from deap_lossgp.algorithms import default_n_parents, eaSampleTournament
-from deap_lossgp.expression import from_string
+from deap_lossgp.gp.expression import from_string
 from deap_lossgp.fitness import LossFitness
-from deap_lossgp.losses import REFERENCE_EXPRESSIONS
-from deap_lossgp.parallel import ProcessMap, get_map
-from deap_lossgp.presets import get_preset
-from deap_lossgp.toolbox import LossIndividual, make_toolbox
+from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
+from deap_lossgp.search.parallel import ProcessMap, get_map
+from deap_lossgp.search.presets import get_preset
+from deap_lossgp.search.toolbox import LossIndividual, make_toolbox
 
 
 class TimingMap:
@@ -92,7 +92,7 @@ def trainable_trees(count, offset=0):
     """*count* distinct trees that train fully on every task (the reference
     losses that do on the quick tasks, then cross-entropy scaled by different
     constants), so that no evaluation stops early and all cost about the same."""
-    from deap_lossgp.primitives import make_pset
+    from deap_lossgp.gp.primitives import make_pset
 
     pset = make_pset()
     texts = [REFERENCE_EXPRESSIONS[name] for name in ("ce", "ngl", "focal", "baikal")]

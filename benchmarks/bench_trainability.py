@@ -2,7 +2,7 @@
 
 Three figures, measured in one run on the machine at hand:
 
-1. **Screen cost**: the time :func:`deap_lossgp.validity.verdict` takes per
+1. **Screen cost**: the time :func:`deap_lossgp.gp.validity.verdict` takes per
    tree under the ``screened`` rule, over ``--screen-trees`` random trees
    that pass the thesis's rule (median and 90th percentile; target: median
    < 50 ms on a 2-core CPU).
@@ -43,10 +43,10 @@ import numpy
 
 from deap_lossgp.fitness import LossFitness
 from deap_lossgp.fitness.training import _chance_noise, chance_threshold, is_hopeless
-from deap_lossgp.losses import REFERENCE_EXPRESSIONS
-from deap_lossgp.presets import get_preset
-from deap_lossgp.toolbox import make_toolbox
-from deap_lossgp.validity import check_validity, verdict
+from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
+from deap_lossgp.search.presets import get_preset
+from deap_lossgp.search.toolbox import make_toolbox
+from deap_lossgp.gp.validity import check_validity, verdict
 
 MINUS_P_TRUE = "mul(neg(y_pred), mul(y_true, y_true))"
 
@@ -85,7 +85,9 @@ def replay_stop(record, fitness):
                     None)
         validation_threshold = chance_threshold(data.y_val, data.num_classes)
         replay[task.name] = {"stop_epoch": stop, "epochs": len(accuracies),
-                             "learned": entry["val_accuracy"] > validation_threshold}
+                             "learned": entry["val_accuracy"] > validation_threshold,
+                             "accuracy": accuracies, "val_accuracy": entry["history"]["val_accuracy"],
+                             "baseline": baseline, "threshold": threshold, "noise": noise}
     return replay
 
 

@@ -10,7 +10,7 @@ The committed results are in ``benchmarks/results/quick/``.
 
 import sys
 
-from deap_lossgp.cli import main
+from deap_lossgp.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["benchmark", *sys.argv[1:]]))

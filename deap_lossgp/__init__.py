@@ -1,13 +1,28 @@
 """deap_lossgp: evolve loss functions for image classification with DEAP.
 
-The operators, the primitive set and the expression tools import without
-TensorFlow; training, the fitness and the algorithms load on first use.
+The package reads in the order the data flows:
+
+``gp``
+    the vocabulary, expressions, validity rules, operators and reference
+    losses (no TensorFlow);
+``algorithms``
+    :func:`eaSampleTournament` (the thesis's Algorithm 1) and :func:`eaNGL`,
+    DEAP style, with the :class:`Evaluation` that owns the evaluation cache;
+``fitness``
+    :class:`FitnessConfig` and :class:`LossFitness`: training and scoring;
+``search``
+    presets, :func:`make_toolbox`, map backends, run directories and the one
+    driver :func:`run_search`;
+``app``
+    the ``deap-lossgp`` command, the benchmark and its report.
+
+Importing it does not import TensorFlow; training does.
 """
 
-import importlib
-
-from .expression import compile_loss, from_string, simplified, to_latex, to_python_source, to_text
-from .losses import (
+from .algorithms import Evaluation, default_n_parents, eaNGL, eaSampleTournament
+from .fitness import FitnessConfig, LossFitness
+from .gp.expression import compile_loss, from_string, simplified, to_latex, to_python_source, to_text
+from .gp.losses import (
     REFERENCE_EXPRESSIONS,
     REFERENCE_LOSSES,
     baikal_loss,
@@ -17,20 +32,23 @@ from .losses import (
     reference_tree,
     symmetric_cross_entropy,
 )
-from .operators import add_bloat_limits, cxNewRandomParent, cxSubtree, limitTree, mutOnePoint, selSampleTournament
-from .primitives import make_pset
-from .validity import InvalidTreeError, check_validity, initValid, is_valid
+from .gp.operators import (
+    add_bloat_limits,
+    cxNewRandomParent,
+    cxSubtree,
+    default_sample_size,
+    limitTree,
+    mutOnePoint,
+    selSampleTournament,
+)
+from .gp.primitives import make_pset
+from .gp.validity import InvalidTreeError, check_validity, initValid, is_valid
+from .search.driver import run_search
+from .search.parallel import get_map
+from .search.presets import Preset, SearchConfig, get_preset
+from .search.toolbox import FitnessLoss, LossIndividual, make_toolbox
 
 __version__ = "0.1.0"
-
-# name -> module, imported on first access (PEP 562) to keep this import light.
-_LAZY = {
-    "LossFitness": "deap_lossgp.fitness",
-    "get_preset": "deap_lossgp.presets",
-    "eaSampleTournament": "deap_lossgp.algorithms",
-    "eaNGL": "deap_lossgp.algorithms",
-    "make_toolbox": "deap_lossgp.toolbox",
-}
 
 __all__ = [
     "make_pset",
@@ -44,6 +62,7 @@ __all__ = [
     "is_valid",
     "initValid",
     "InvalidTreeError",
+    "default_sample_size",
     "selSampleTournament",
     "cxSubtree",
     "cxNewRandomParent",
@@ -58,13 +77,18 @@ __all__ = [
     "REFERENCE_LOSSES",
     "REFERENCE_EXPRESSIONS",
     "reference_tree",
-    *_LAZY,
+    "eaSampleTournament",
+    "eaNGL",
+    "Evaluation",
+    "default_n_parents",
+    "FitnessConfig",
+    "LossFitness",
+    "SearchConfig",
+    "Preset",
+    "get_preset",
+    "make_toolbox",
+    "FitnessLoss",
+    "LossIndividual",
+    "get_map",
+    "run_search",
 ]
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'deap_lossgp' has no attribute {name!r}")

@@ -7,11 +7,15 @@ of the "Next Generation Loss" paper. Both use the same toolbox aliases, so a
 comparison runs them on copies of one initial population and swaps only the
 function::
 
-    toolbox.register("select", selSampleTournament, sample_size=6)
+    toolbox.register("select", selSampleTournament)              # G = 3P/4
     toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.5)
+    toolbox.register("mate_archive", cxNewRandomParent, new_parent=toolbox.individual, pb=1.0)  # NGL
     toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
     toolbox.register("mutate_point", mutOnePoint, pset=pset)
-    toolbox.register("evaluate", LossFitness(...))
+    fitness = LossFitness(...)
+    toolbox.register("evaluate", fitness)
+    toolbox.register("key", fitness.key)        # optional: evaluation cache
+    toolbox.register("screen", fitness.screen)  # optional: reject before training
 
     population = toolbox.population(n=8)
     baseline = [toolbox.clone(ind) for ind in population]
@@ -21,9 +25,9 @@ function::
 Both algorithms
 
 * evaluate only individuals without a valid fitness, through ``toolbox.map``,
-  never pay twice for an evaluation when ``toolbox.evaluate`` keeps a cache,
-  and send nothing to be trained that ``toolbox.screen`` rejects (see
-  :func:`evaluate_individuals`);
+  never pay twice for an evaluation of equal keys (``toolbox.key``), and
+  send nothing to be trained that ``toolbox.screen`` rejects (see
+  :class:`Evaluation`);
 * record ``gen``, ``nevals`` (evaluations run: trainings), ``nrejected``
   (trees the screen rejected without training), ``ncached`` (evaluations
   saved by the cache), ``time`` (wall-clock seconds of the generation) and
@@ -36,7 +40,6 @@ All their randomness comes from Python's global :mod:`random` generator, as in
 DEAP: seed it (``random.seed(n)``) for a reproducible search.
 """
 
-import functools
 import os
 import random
 import time
@@ -45,9 +48,11 @@ from operator import attrgetter
 import numpy
 from deap import tools
 
+from .checks import check_int, check_probability
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .gp.operators import default_sample_size
 
-__all__ = ["eaSampleTournament", "eaNGL", "evaluate_individuals", "caching_evaluator", "default_n_parents"]
+__all__ = ["eaSampleTournament", "eaNGL", "Evaluation", "default_n_parents", "LOG_FIELDS"]
 
 #: Logbook fields written before the statistics' fields.
 LOG_FIELDS = ["gen", "nevals", "nrejected", "ncached", "time"]
@@ -57,97 +62,87 @@ def default_n_parents(population_size):
     """The thesis's number of parents per generation, N = G/2 = 3P/8.
 
     :param population_size: The population size P.
-    :returns: ``max(1, 3 * P // 8)``.
+    :returns: ``max(1, G // 2)`` with G from
+              :func:`~deap_lossgp.gp.operators.default_sample_size`.
     """
-    return max(1, (3 * population_size) // 8)
+    return max(1, default_sample_size(population_size) // 2)
 
 
-def caching_evaluator(toolbox):
-    """The evaluator behind ``toolbox.evaluate`` if it keeps an evaluation cache.
+class Evaluation:
+    """Evaluate individuals for an algorithm: the one owner of
+    de-duplication, the evaluation cache and the counts.
 
-    An evaluator keeps a cache when it has a ``key(individual)`` method and a
-    ``cache`` mapping from those keys to fitness values, like
-    :class:`~deap_lossgp.fitness.LossFitness`. A :func:`functools.partial` is
-    looked through (``.func``).
+    It lives in the process that runs the algorithm; ``toolbox.map`` sends
+    workers only the individuals to evaluate (and ``toolbox.evaluate``),
+    never the cache.  The algorithms make one per run and save its
+    :attr:`cache` in their checkpoint.
 
-    :param toolbox: The toolbox with an ``evaluate`` alias.
-    :returns: The evaluator object, or ``None`` for a plain function.
-    """
-    evaluator = toolbox.evaluate
-    while isinstance(evaluator, functools.partial):
-        evaluator = evaluator.func
-    if callable(getattr(evaluator, "key", None)) and hasattr(evaluator, "cache"):
-        return evaluator
-    return None
+    Optional toolbox aliases it uses:
 
+    ``toolbox.key(individual)``
+        a hashable key; individuals with equal keys are evaluated once and
+        later ones take the cached fitness (e.g.
+        :meth:`~deap_lossgp.fitness.LossFitness.key`).  Without it every
+        individual is evaluated.
+    ``toolbox.screen(individual)``
+        ``None`` for an individual worth evaluating, else the fitness to
+        give it without evaluation (e.g.
+        :meth:`~deap_lossgp.fitness.LossFitness.screen`), called here
+        before anything is sent to ``toolbox.map``.
 
-def evaluate_individuals(individuals, toolbox, refresh=False):
-    """Set the fitness of *individuals* through ``toolbox.map(toolbox.evaluate, ...)``.
-
-    When ``toolbox.evaluate`` keeps a cache (see :func:`caching_evaluator`),
-    individuals whose key is cached take the cached fitness, individuals that
-    share a key are evaluated once, and every new result is stored in the
-    cache, in this process, whichever backend ran it. Otherwise every
-    individual is evaluated.
-
-    When the toolbox has a ``screen`` alias (``screen(individual)`` returns
-    ``None`` for an individual worth evaluating, else the fitness to give it;
-    :meth:`~deap_lossgp.fitness.LossFitness.screen`), it is called here, in
-    this process, before anything is sent to ``toolbox.map``: a rejected
-    individual takes the returned fitness and costs no evaluation.
-
-    :param individuals: The individuals to evaluate (their fitness is set in
-                        place, valid or not).
     :param toolbox: A :class:`~deap.base.Toolbox` with ``evaluate`` and ``map``.
-    :param refresh: Evaluate again even what the cache holds: the
-                    individuals' cache entries are dropped first and replaced
-                    by the new results.
-    :returns: ``(nevals, ncached, nrejected)``: evaluations run,
-              evaluations saved by the cache and individuals rejected by the
-              screen.
+    :param cache: ``key -> fitness`` to start from (e.g. a checkpoint's).
+
+    .. attribute:: cache
+
+       ``key -> fitness`` of every individual evaluated or screened out.
     """
-    individuals = list(individuals)
-    screen = getattr(toolbox, "screen", None)
-    evaluator = caching_evaluator(toolbox)
-    if evaluator is None:
-        verdicts = [None if screen is None else screen(ind) for ind in individuals]
-        accepted = [ind for ind, verdict in zip(individuals, verdicts) if verdict is None]
-        for ind, verdict in zip(individuals, verdicts):
+
+    def __init__(self, toolbox, cache=None):
+        self.toolbox = toolbox
+        self.cache = {} if cache is None else dict(cache)
+        self._key = getattr(toolbox, "key", None)
+        self._screen = getattr(toolbox, "screen", None)
+
+    def __call__(self, individuals, refresh=False):
+        """Set the fitness of *individuals* (valid or not) in place.
+
+        :param individuals: The individuals to evaluate.
+        :param refresh: Evaluate again even what the cache holds, replacing
+                        the cached values (for a noisy fitness).
+        :returns: ``(nevals, ncached, nrejected)``: evaluations run,
+                  evaluations saved by the cache and individuals the screen
+                  rejected.
+        """
+        individuals = list(individuals)
+        keys = [self._key(ind) if self._key else index for index, ind in enumerate(individuals)]
+        groups = {}
+        ncached = 0
+        for ind, key in zip(individuals, keys):
+            if key in self.cache and not refresh:
+                ind.fitness.values = self.cache[key]
+                ncached += 1
+            elif key in groups:
+                groups[key].append(ind)
+                ncached += 1
+            else:
+                groups[key] = [ind]
+        nrejected = 0
+        for key in list(groups):
+            verdict = self._screen(groups[key][0]) if self._screen else None
             if verdict is not None:
-                ind.fitness.values = verdict
-        for ind, fit in zip(accepted, toolbox.map(toolbox.evaluate, accepted)):
-            ind.fitness.values = fit
-        return len(accepted), 0, len(individuals) - len(accepted)
-    cache = evaluator.cache
-    keys = [evaluator.key(ind) for ind in individuals]
-    if refresh:
-        for key in keys:
-            cache.pop(key, None)
-    pending = {}
-    ncached = 0
-    for ind, key in zip(individuals, keys):
-        if key in cache:
-            ind.fitness.values = cache[key]
-            ncached += 1
-        elif key in pending:
-            pending[key].append(ind)
-            ncached += 1
-        else:
-            pending[key] = [ind]
-    nrejected = 0
-    for key in list(pending):
-        verdict = None if screen is None else screen(pending[key][0])
-        if verdict is not None:
-            cache[key] = verdict
-            for ind in pending.pop(key):
-                ind.fitness.values = verdict
-            nrejected += 1
-    fitnesses = toolbox.map(toolbox.evaluate, [group[0] for group in pending.values()])
-    for (key, group), fit in zip(pending.items(), fitnesses):
-        cache[key] = fit
+                self._assign(key, groups.pop(key), verdict)
+                nrejected += 1
+        fitnesses = self.toolbox.map(self.toolbox.evaluate, [group[0] for group in groups.values()])
+        for (key, group), fit in zip(groups.items(), fitnesses):
+            self._assign(key, group, fit)
+        return len(groups), ncached, nrejected
+
+    def _assign(self, key, group, fitness):
+        if self._key:
+            self.cache[key] = tuple(fitness)
         for ind in group:
-            ind.fitness.values = fit
-    return len(pending), ncached, nrejected
+            ind.fitness.values = fitness
 
 
 def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=0.3, mutpb_point=0.1,
@@ -161,7 +156,8 @@ def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=
     :param ngen: The number of generations.
     :param n_parents: The number N of parents (and children) per generation;
                       default ``max(1, 3P/8)``, half of the thesis's sample
-                      size G = 3P/4 (see :func:`default_n_parents`).
+                      size G = 3P/4 (see :func:`default_n_parents`), with P
+                      the length of *population*.
     :param mutpb_subtree: The probability M_ST of a subtree mutation of a child.
     :param mutpb_point: The probability M_N of a one-point mutation of a child.
     :param stats: A :class:`~deap.tools.Statistics` object that is updated
@@ -202,10 +198,11 @@ def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=
     The algorithm first evaluates the individuals of *population* with an
     invalid fitness. Each generation, ``toolbox.select(population, N)`` picks
     the parents: registered as
-    :func:`~deap_lossgp.operators.selSampleTournament` with ``sample_size``
-    G = 3P/4, it returns the N best of G individuals drawn uniformly. Every
+    :func:`~deap_lossgp.gp.operators.selSampleTournament` (its default
+    ``sample_size`` is G = 3P/4 of the population it is given), it returns
+    the N best of G individuals drawn uniformly. Every
     parent is cloned and crossed by ``toolbox.mate(child, parents)``:
-    registered as :func:`~deap_lossgp.operators.cxNewRandomParent` with
+    registered as :func:`~deap_lossgp.gp.operators.cxNewRandomParent` with
     ``pb`` = Cr = 0.5, the donor of the subtree is another parent with
     probability Cr, otherwise a new random tree. The child then undergoes
     ``toolbox.mutate_subtree`` with probability *mutpb_subtree* and
@@ -220,12 +217,13 @@ def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=
     :meth:`toolbox.mutate_subtree`, :meth:`toolbox.mutate_point`,
     :meth:`toolbox.evaluate`, :meth:`toolbox.clone` and :meth:`toolbox.map`
     aliases to be registered in the toolbox (a :class:`~deap.base.Toolbox`
-    provides ``clone`` and ``map``).
+    provides ``clone`` and ``map``); ``toolbox.key`` and ``toolbox.screen``
+    are used when present (see :class:`Evaluation`).
     """
     size = _check_common(population, ngen, mutpb_subtree, mutpb_point)
     if n_parents is None:
         n_parents = default_n_parents(size)
-    if not isinstance(n_parents, int) or not 1 <= n_parents <= size:
+    if isinstance(n_parents, bool) or not isinstance(n_parents, int) or not 1 <= n_parents <= size:
         raise ValueError(
             f"n_parents must be an integer between 1 and the population size {size}, got {n_parents!r}; "
             f"leave it None for the thesis's 3P/8"
@@ -242,7 +240,7 @@ def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=
             (child,) = toolbox.mate(toolbox.clone(parent), parents)
             offspring.append(_mutate(child, toolbox, mutpb_subtree, mutpb_point))
 
-        counts = evaluate_individuals(offspring, toolbox)
+        counts = run.evaluate(offspring)
         if halloffame is not None:
             halloffame.update(offspring)
         population[:] = tools.selBest(population + offspring, size)
@@ -279,7 +277,7 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
                        evaluating about P trees per generation, not 2P. When
                        ``True``, the parents are evaluated again past the
                        evaluation cache (``refresh=True`` of
-                       :func:`evaluate_individuals`; counted in ``nevals``)
+                       :class:`Evaluation`; counted in ``nevals``)
                        and take the new values, for a noisy fitness.
     :param archive: A list that receives the eliminated individuals (the
                     archive), optional; pass your own list to inspect it
@@ -305,11 +303,9 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
         for g in range(ngen):
             offspring = []
             for ind in population:
-                if archive and random() < cxpb_archive:
-                    mates = archive
-                else:
-                    mates = population
-                child, = mate(clone(ind), mates, pb=1.0)
+                from_archive = random() < cxpb_archive
+                mates = archive if from_archive and archive else population
+                child, = mate_archive(clone(ind), mates)
                 if random() < mutpb_subtree:
                     child, = mutate_subtree(child)
                 if random() < mutpb_point:
@@ -325,25 +321,27 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
     Every member of the population is cloned and crossed over once per
     generation. The partner comes from the archive with probability
     *cxpb_archive* (once the archive is not empty), otherwise from the
-    population. The algorithm reuses the toolbox's registered ``mate``
-    (:func:`~deap_lossgp.operators.cxNewRandomParent`) and calls it as
-    ``toolbox.mate(child, mates, pb=1.0)``: overriding ``pb`` makes it always
-    draw its donor from *mates* (falling back to a new random tree only when
-    *mates* holds nothing but copies of the child), so NGL's crossover is a
-    subtree crossover with an archived or a current individual, never with a
-    new random tree. Mutation is as in :func:`eaSampleTournament`. The P
+    population; the random number is drawn either way, so the random stream
+    does not depend on the archive's size. The child is crossed by
+    ``toolbox.mate_archive(child, mates)``: registered as
+    :func:`~deap_lossgp.gp.operators.cxNewRandomParent` with ``pb=1.0``, it
+    always draws its donor from *mates* (falling back to a new random tree
+    only when *mates* holds nothing but copies of the child), so NGL's
+    crossover is a subtree crossover with an archived or a current
+    individual, never with a new random tree. Mutation is as in :func:`eaSampleTournament`. The P
     children are evaluated, the hall of fame is updated, and the lowest-scoring
     P of parents and children move to the archive, which keeps the population
     size. NGL thus evaluates P new trees per generation where
     :func:`eaSampleTournament` evaluates N = 3P/8.
 
-    This function expects the :meth:`toolbox.mate`,
+    This function expects the :meth:`toolbox.mate_archive`,
     :meth:`toolbox.mutate_subtree`, :meth:`toolbox.mutate_point`,
     :meth:`toolbox.evaluate`, :meth:`toolbox.clone` and :meth:`toolbox.map`
-    aliases to be registered in the toolbox.
+    aliases to be registered in the toolbox; ``toolbox.key`` and
+    ``toolbox.screen`` are used when present.
     """
     size = _check_common(population, ngen, mutpb_subtree, mutpb_point)
-    _check_probability("cxpb_archive", cxpb_archive)
+    check_probability("cxpb_archive", cxpb_archive)
     if archive is None:
         archive = []
     params = {"population_size": size, "cxpb_archive": cxpb_archive, "mutpb_subtree": mutpb_subtree,
@@ -357,12 +355,12 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
             # Always draw, so the random stream does not depend on the archive.
             from_archive = random.random() < cxpb_archive
             mates = archive if from_archive and archive else population
-            (child,) = toolbox.mate(toolbox.clone(ind), mates, pb=1.0)
+            (child,) = toolbox.mate_archive(toolbox.clone(ind), mates)
             offspring.append(_mutate(child, toolbox, mutpb_subtree, mutpb_point))
 
-        counts = evaluate_individuals(offspring, toolbox)
+        counts = run.evaluate(offspring)
         if reevaluate:
-            again = evaluate_individuals(population, toolbox, refresh=True)
+            again = run.evaluate(population, refresh=True)
             counts = tuple(a + b for a, b in zip(counts, again))
         if halloffame is not None:
             halloffame.update(offspring)
@@ -384,18 +382,12 @@ def _mutate(child, toolbox, mutpb_subtree, mutpb_point):
     return child
 
 
-def _check_probability(name, value):
-    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
-
-
 def _check_common(population, ngen, mutpb_subtree, mutpb_point):
     if len(population) == 0:
         raise ValueError("the population is empty; create it with toolbox.population(n=...)")
-    if not isinstance(ngen, int) or ngen < 0:
-        raise ValueError(f"ngen must be a non-negative integer, got {ngen!r}")
-    _check_probability("mutpb_subtree", mutpb_subtree)
-    _check_probability("mutpb_point", mutpb_point)
+    check_int("ngen", ngen, 0)
+    check_probability("mutpb_subtree", mutpb_subtree)
+    check_probability("mutpb_point", mutpb_point)
     return len(population)
 
 
@@ -413,6 +405,7 @@ class _Run:
         self.verbose = verbose
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         self.archive = archive
+        self.evaluate = Evaluation(toolbox)
         self.logbook = tools.Logbook()
         self.logbook.header = LOG_FIELDS + (stats.fields if stats else [])
         if isinstance(stats, tools.MultiStatistics):
@@ -432,14 +425,14 @@ class _Run:
             return generation
         started = time.perf_counter()
         invalid = [ind for ind in self.population if not ind.fitness.valid]
-        counts = evaluate_individuals(invalid, self.toolbox)
+        counts = self.evaluate(invalid)
         if self.halloffame is not None:
             self.halloffame.update(self.population)
         self.finish_generation(0, counts, started)
         return 1
 
     def finish_generation(self, gen, counts, started):
-        """Record generation *gen* (``counts`` from :func:`evaluate_individuals`)
+        """Record generation *gen* (``counts`` from :class:`Evaluation`)
         in the logbook and save the checkpoint."""
         record = self.stats.compile(self.population) if self.stats else {}
         nevals, ncached, nrejected = counts
@@ -451,7 +444,6 @@ class _Run:
             save_checkpoint(self.checkpoint, self._state(gen + 1))
 
     def _state(self, generation):
-        evaluator = caching_evaluator(self.toolbox)
         return {
             "algorithm": self.algorithm,
             "params": self.params,
@@ -463,7 +455,7 @@ class _Run:
             "archive": [] if self.archive is None else list(self.archive),
             "random_state": random.getstate(),
             "numpy_random_state": numpy.random.get_state(),
-            "cache": None if evaluator is None else dict(evaluator.cache),
+            "cache": dict(self.evaluate.cache),
         }
 
     def _resume(self):
@@ -490,7 +482,5 @@ class _Run:
         self.logbook = state["logbook"]
         random.setstate(state["random_state"])
         numpy.random.set_state(state["numpy_random_state"])
-        evaluator = caching_evaluator(self.toolbox)
-        if evaluator is not None and state["cache"]:
-            evaluator.cache.update(state["cache"])
+        self.evaluate.cache.update(state["cache"] or {})
         return state["generation"]

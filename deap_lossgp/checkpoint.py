@@ -82,7 +82,7 @@ def load_checkpoint(path):
 
     Unpickling needs the classes of the stored individuals, so create your
     :mod:`deap.creator` classes and primitive set (or call
-    :func:`~deap_lossgp.toolbox.make_toolbox`) before loading.
+    :func:`~deap_lossgp.search.toolbox.make_toolbox`) before loading.
 
     :param path: The checkpoint file.
     :returns: The state :class:`dict` that was saved.

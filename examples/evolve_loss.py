@@ -1,6 +1,6 @@
 """Evolve a loss function with DEAP, registering deap_lossgp's operators by hand.
 
-This is what ``deap_lossgp.toolbox.make_toolbox`` does for you, written out
+This is what ``deap_lossgp.search.toolbox.make_toolbox`` does for you, written out
 the way a DEAP user writes any GP script: creator classes, a primitive set, a
 toolbox, then the thesis's algorithm (``eaSampleTournament``) or its NGL
 baseline (``--algorithm ngl``).
@@ -24,12 +24,12 @@ import numpy
 from deap import base, creator, gp, tools
 
 from deap_lossgp.algorithms import eaNGL, eaSampleTournament
-from deap_lossgp.expression import simplified, to_python_source, to_text
+from deap_lossgp.gp.expression import simplified, to_python_source, to_text
 from deap_lossgp.fitness import LossFitness
-from deap_lossgp.operators import add_bloat_limits, cxNewRandomParent, mutOnePoint, selSampleTournament
-from deap_lossgp.parallel import get_map
-from deap_lossgp.primitives import make_pset
-from deap_lossgp.validity import initValid
+from deap_lossgp.gp.operators import add_bloat_limits, cxNewRandomParent, mutOnePoint, selSampleTournament
+from deap_lossgp.search.parallel import get_map
+from deap_lossgp.gp.primitives import make_pset
+from deap_lossgp.gp.validity import initValid
 
 # At module level, as DEAP requires for parallel evaluation: SCOOP workers
 # import this module and must know the classes of the individuals they receive.

@@ -13,17 +13,11 @@ import numpy
 import pytest
 from deap import base, creator, gp, tools
 
-from deap_lossgp.algorithms import (
-    caching_evaluator,
-    default_n_parents,
-    eaNGL,
-    eaSampleTournament,
-    evaluate_individuals,
-)
-from deap_lossgp.expression import canonical_key, evaluate_numpy, probe_batch
-from deap_lossgp.operators import add_bloat_limits, cxNewRandomParent, mutOnePoint, selSampleTournament
-from deap_lossgp.primitives import make_pset
-from deap_lossgp.validity import check_validity, initValid
+from deap_lossgp.algorithms import Evaluation, default_n_parents, eaNGL, eaSampleTournament
+from deap_lossgp.gp.expression import canonical_key, evaluate_numpy, probe_batch
+from deap_lossgp.gp.operators import add_bloat_limits, cxNewRandomParent, mutOnePoint, selSampleTournament
+from deap_lossgp.gp.primitives import make_pset
+from deap_lossgp.gp.validity import check_validity, initValid
 
 creator.create("FitnessCheap", base.Fitness, weights=(1.0, 1.0))
 creator.create("IndividualCheap", gp.PrimitiveTree, fitness=creator.FitnessCheap)
@@ -44,11 +38,11 @@ def cheap_fitness(individual):
 
 
 class CachingFitness:
-    """cheap_fitness behind the evaluation-cache protocol of LossFitness
-    (``key(individual)`` and a ``cache`` mapping), counting its calls."""
+    """cheap_fitness with LossFitness's ``key`` method (registered as
+    ``toolbox.key``), recording the keys it evaluated in this process."""
 
     def __init__(self):
-        self.cache = {}
+        self.evaluated = {}
         self.calls = 0
 
     def key(self, individual):
@@ -56,7 +50,9 @@ class CachingFitness:
 
     def __call__(self, individual):
         self.calls += 1
-        return cheap_fitness(individual)
+        fitness = cheap_fitness(individual)
+        self.evaluated[canonical_key(individual)] = fitness
+        return fitness
 
 
 def build_toolbox(population_size=8, evaluate=cheap_fitness, map_=map):
@@ -67,13 +63,16 @@ def build_toolbox(population_size=8, evaluate=cheap_fitness, map_=map):
     toolbox.register("individual", initValid, creator.IndividualCheap, toolbox.expr,
                      check=check_validity)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
-    toolbox.register("select", selSampleTournament, sample_size=(3 * population_size) // 4)
+    toolbox.register("select", selSampleTournament)
     toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.5)
+    toolbox.register("mate_archive", cxNewRandomParent, new_parent=toolbox.individual, pb=1.0)
     toolbox.register("expr_mut", gp.genFull, pset=pset, min_=0, max_=2)
     toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
     toolbox.register("mutate_point", mutOnePoint, pset=pset)
     add_bloat_limits(toolbox, max_height=8)
     toolbox.register("evaluate", evaluate)
+    if callable(getattr(evaluate, "key", None)):
+        toolbox.register("key", evaluate.key)
     toolbox.register("map", map_)
     return toolbox
 
@@ -170,7 +169,7 @@ def test_ngl_reevaluation_is_optional_and_counted():
     _, logbook, _ = run(eaNGL, seed=4, population_size=8, ngen=2, reevaluate=True, evaluate=evaluator)
     nevals, ncached = logbook.select("nevals"), logbook.select("ncached")
     assert [n + c for n, c in zip(nevals, ncached)] == [8, 16, 16]
-    assert evaluator.calls == sum(nevals) > len(evaluator.cache)
+    assert evaluator.calls == sum(nevals) > len(evaluator.evaluated)
 
 
 def test_ngl_crosses_with_archive_or_population_only():
@@ -183,18 +182,19 @@ def test_ngl_crosses_with_archive_or_population_only():
         fresh.append(1)
         return original_new_parent()
 
-    toolbox.register("mate", cxNewRandomParent, new_parent=counting_new_parent, pb=0.5)
+    toolbox.register("mate_archive", cxNewRandomParent, new_parent=counting_new_parent, pb=1.0)
     seen = []
-    mate = toolbox.mate
+    mate_archive = toolbox.mate_archive
 
     def spy(child, mates, **kwargs):
         seen.append(kwargs)
-        return mate(child, mates, **kwargs)
+        return mate_archive(child, mates, **kwargs)
 
-    toolbox.mate = spy
+    toolbox.mate_archive = spy
+    toolbox.mate = None  # NGL never uses the thesis's crossover
     population = toolbox.population(n=8)
     eaNGL(population, toolbox, ngen=2, verbose=False)
-    assert seen == [{"pb": 1.0}] * 16
+    assert seen == [{}] * 16
     # A new random donor only when every candidate mate is a copy of the child.
     assert len(fresh) <= 2
 
@@ -227,28 +227,30 @@ def test_cache_saves_evaluations_but_not_results():
     population, logbook, _ = run(eaSampleTournament, seed=31, ngen=6, evaluate=evaluator)
     nevals, ncached = logbook.select("nevals"), logbook.select("ncached")
     assert [n + c for n, c in zip(nevals, ncached)] == [8] + [3] * 6
-    assert evaluator.calls == sum(nevals) == len(evaluator.cache)
+    assert evaluator.calls == sum(nevals) == len(evaluator.evaluated)
     for ind in population:
-        assert evaluator.cache[canonical_key(ind)] == ind.fitness.values
+        assert evaluator.evaluated[canonical_key(ind)] == ind.fitness.values
     # The cache changes the cost, never the search.
     _, plain_log, _ = run(eaSampleTournament, seed=31, ngen=6)
     assert [{k: v for k, v in r.items() if k not in ("nevals", "ncached")} for r in comparable(logbook)] == \
         [{k: v for k, v in r.items() if k not in ("nevals", "ncached")} for r in comparable(plain_log)]
 
 
-def test_evaluate_individuals_deduplicates_equivalent_trees():
+def test_evaluation_deduplicates_equivalent_trees_and_keeps_its_cache():
     pset = make_pset()
     evaluator = CachingFitness()
     toolbox = base.Toolbox()
-    toolbox.register("evaluate", functools.partial(evaluator))
-    assert caching_evaluator(toolbox) is evaluator
+    toolbox.register("evaluate", evaluator)
+    toolbox.register("key", evaluator.key)
     texts = ["add(y_true, y_pred)", "add(y_pred, y_true)", "mul(y_true, log(y_pred))", "add(y_true, y_pred)"]
     individuals = [creator.IndividualCheap(gp.PrimitiveTree.from_string(t, pset)) for t in texts]
-    assert evaluate_individuals(individuals, toolbox) == (2, 2, 0)
-    assert evaluator.calls == 2
+    evaluation = Evaluation(toolbox)
+    assert evaluation(individuals) == (2, 2, 0)
+    assert evaluator.calls == 2 and len(evaluation.cache) == 2
     assert individuals[0].fitness.values == individuals[1].fitness.values == individuals[3].fitness.values
-    assert evaluate_individuals([toolbox.clone(individuals[2])], toolbox) == (0, 1, 0)
-    assert evaluator.calls == 2
+    assert evaluation([toolbox.clone(individuals[2])]) == (0, 1, 0)
+    assert evaluation([toolbox.clone(individuals[2])], refresh=True) == (1, 0, 0)
+    assert evaluator.calls == 3
 
 
 @pytest.mark.parametrize("caching", [True, False])
@@ -256,21 +258,35 @@ def test_screened_individuals_are_not_evaluated_and_counted_apart(caching):
     pset = make_pset()
     evaluator = CachingFitness()
     toolbox = base.Toolbox()
-    toolbox.register("evaluate", evaluator if caching else (lambda ind: evaluator(ind)))
+    toolbox.register("evaluate", evaluator)
+    if caching:
+        toolbox.register("key", evaluator.key)
     sent = []
     toolbox.register("map", lambda f, items: [f(item) for item in sent.extend(items) or items])
     worst = (0.0, float("-inf"))
     toolbox.register("screen", lambda ind: worst if "log" in str(ind) else None)
     texts = ["add(y_true, y_pred)", "mul(y_true, log(y_pred))", "neg(log(y_pred))"]
     individuals = [creator.IndividualCheap(gp.PrimitiveTree.from_string(t, pset)) for t in texts]
-    assert evaluate_individuals(individuals, toolbox) == (1, 0, 2)
+    evaluation = Evaluation(toolbox)
+    assert evaluation(individuals) == (1, 0, 2)
     assert [str(ind) for ind in sent] == ["add(y_true, y_pred)"]
     assert individuals[1].fitness.values == individuals[2].fitness.values == worst
+    assert len(evaluation.cache) == (3 if caching else 0)
 
 
-def test_plain_function_is_not_a_caching_evaluator():
+def test_without_a_key_every_individual_is_evaluated():
     toolbox = build_toolbox(4)
-    assert caching_evaluator(toolbox) is None
+    population = toolbox.population(n=4)
+    evaluation = Evaluation(toolbox)
+    assert evaluation(population + [toolbox.clone(population[0])]) == (5, 0, 0)
+    assert evaluation.cache == {}
+
+
+def test_a_smaller_population_than_the_toolbox_expects_still_runs():
+    # G = 3P/4 follows the population given, so N = G/2 always fits.
+    toolbox = build_toolbox(8)
+    population, logbook = eaSampleTournament(toolbox.population(n=4), toolbox, ngen=1, verbose=False)
+    assert logbook.select("nevals") == [4, 1] and len(population) == 4
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -320,8 +336,8 @@ def test_end_to_end_with_the_quick_fitness(quick_fitness):
     import copy
 
     from deap_lossgp.fitness import WORST_FITNESS
-    from deap_lossgp.presets import get_preset
-    from deap_lossgp.toolbox import make_toolbox
+    from deap_lossgp.search.presets import get_preset
+    from deap_lossgp.search.toolbox import make_toolbox
 
     search = get_preset("quick", population=4, generations=1).search
     random.seed(0)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from deap_lossgp.benchmark import run_benchmark
+from deap_lossgp.app.benchmark import run_benchmark
 
 
 @pytest.mark.slow

@@ -113,7 +113,7 @@ def test_checkpoint_holds_the_whole_state(tmp_path):
     assert [str(i) for i in state["archive"]] == [str(i) for i in archive] and len(archive) == 16
     assert [str(i) for i in state["halloffame"][0]] == [str(i) for i in hof]
     assert comparable(state["logbook"]) == comparable(logbook)
-    assert state["cache"] == evaluator.cache
+    assert state["cache"] == evaluator.evaluated
     assert state["random_state"] == random.getstate()
 
 

@@ -4,13 +4,13 @@ import sys
 
 import pytest
 
-from deap_lossgp.cli import main
+from deap_lossgp.app.cli import main
 
 COMMANDS = ["evolve", "resume", "evaluate", "export", "show", "benchmark"]
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "deap_lossgp.cli", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "deap_lossgp.app.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

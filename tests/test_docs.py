@@ -14,10 +14,10 @@ import sys
 import pytest
 
 import deap_lossgp
-from deap_lossgp.cli import build_parser
-from deap_lossgp.losses import REFERENCE_EXPRESSIONS
-from deap_lossgp.presets import get_preset
-from deap_lossgp.standalone import parse
+from deap_lossgp.app.cli import build_parser
+from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
+from deap_lossgp.search.presets import get_preset
+from deap_lossgp.gp.standalone import parse
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -5,7 +5,7 @@ import pytest
 from deap import gp
 
 from deap_lossgp import compile_loss, from_string, make_pset, simplified, to_latex, to_python_source, to_text
-from deap_lossgp.expression import canonical_key, evaluate_numpy, to_sympy
+from deap_lossgp.gp.expression import canonical_key, evaluate_numpy, to_sympy
 
 PSET = make_pset()
 

@@ -18,8 +18,8 @@ import pytest
 
 from deap_lossgp import LossFitness
 from deap_lossgp.fitness import WORST_FITNESS, score
-from deap_lossgp.losses import REFERENCE_EXPRESSIONS
-from deap_lossgp.presets import get_preset
+from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
+from deap_lossgp.search.presets import get_preset
 
 CE = REFERENCE_EXPRESSIONS["ce"]
 NGL = REFERENCE_EXPRESSIONS["ngl"]
@@ -164,7 +164,6 @@ def test_trees_with_identical_gradients_share_a_key_except_under_the_loss_metric
     assert quick.key(CE) != quick.key(f"mul(2.0, {CE})")
     literal = LossFitness(preset="quick", metric="loss")
     assert literal.key(CE) != literal.key(shifted)
-    assert quick(shifted) == quick(CE)
 
 
 def test_invalid_trees_are_not_trained(quick, records_path):
@@ -177,13 +176,16 @@ def test_invalid_trees_are_not_trained(quick, records_path):
 
 
 def test_equivalent_trees_are_trained_once(quick, records_path):
-    first, second = "add(y_true, y_pred)", "add(y_pred, y_true)"
-    assert quick.key(first) == quick.key(second)
-    fitness = quick(first)
+    from deap_lossgp import Evaluation, LossIndividual, from_string, make_toolbox
+
+    toolbox = make_toolbox(fitness=quick)
+    trees = [LossIndividual(from_string(text, toolbox.pset)) for text in (CE, f"add({CE}, 0.5)", "mul(y_true, y_pred)")]
     count = len(_records(records_path))
-    assert quick(second) == fitness
-    assert len(_records(records_path)) == count
-    assert quick.cache[quick.key(first)] == fitness
+    evaluation = Evaluation(toolbox)
+    assert evaluation(trees) == (1, 1, 1)  # CE + 0.5 trains like CE; p_true is screened out
+    assert trees[0].fitness.values == trees[1].fitness.values
+    assert len(_records(records_path)) == count + 2  # one training, one rejection
+    assert evaluation.cache[quick.key(CE)] == trees[0].fitness.values
 
 
 @pytest.mark.slow
@@ -191,7 +193,6 @@ def test_same_fitness_again_and_global_random_state_untouched(quick, ce_record):
     random.seed(7)
     np.random.seed(7)
     python_state, numpy_state = random.getstate(), np.random.get_state()
-    quick.cache.clear()
     assert quick(CE) == tuple(ce_record["fitness"])
     assert random.getstate() == python_state
     assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), numpy_state))
@@ -219,13 +220,14 @@ def test_same_fitness_in_a_fresh_process(quick, baseline_dir, ce_record):
     assert result.stdout.strip().splitlines()[-1] == repr(tuple(ce_record["fitness"]))
 
 
-def test_pickles_with_its_cache_and_works_with_a_deap_toolbox(quick, ce_record):
+def test_pickles_without_a_cache_and_works_with_a_deap_toolbox(quick, ce_record):
     from deap import base, creator, gp
 
     from deap_lossgp import from_string, make_pset
 
     clone = pickle.loads(pickle.dumps(quick))
-    assert clone.config == quick.config and clone.cache == quick.cache
+    # Workers receive the configuration and the baselines, never an evaluation cache.
+    assert clone.config == quick.config and not hasattr(clone, "cache")
     creator.create("FitnessTest", base.Fitness, weights=(1.0, 1.0))
     creator.create("IndividualTest", gp.PrimitiveTree, fitness=creator.FitnessTest)
     try:
@@ -242,14 +244,16 @@ def test_construction_checks_settings():
     assert LossFitness(preset="quick", epochs=2).config.epochs == 2
     config = get_preset("paper-small").fitness
     assert LossFitness(preset=config).config == config
-    assert LossFitness(preset=get_preset("quick"), metric="ce").config.metric == "ce"
-    with pytest.raises(ValueError, match="search settings"):
+    assert LossFitness(preset=get_preset("quick").fitness, metric="ce").config.metric == "ce"
+    with pytest.raises(ValueError, match="pass its .fitness"):
+        LossFitness(preset=get_preset("quick"))
+    with pytest.raises(ValueError, match="unknown fitness setting.*population"):
         LossFitness(preset="quick", population=10)
     with pytest.raises(ValueError, match="epochs"):
         LossFitness(preset="quick", epochs=0)
     with pytest.raises(ValueError, match="unknown preset"):
         LossFitness(preset="huge")
-    with pytest.raises(ValueError, match="search settings"):
+    with pytest.raises(ValueError, match="unknown fitness setting"):
         LossFitness(preset=config, population=3)
     with pytest.raises(ValueError, match="unknown fitness setting"):
         LossFitness(preset=config, epoch=3)

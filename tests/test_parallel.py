@@ -13,9 +13,9 @@ import pytest
 from deap import creator, gp, tools
 
 from deap_lossgp.algorithms import eaNGL, eaSampleTournament
-from deap_lossgp.expression import from_string
-from deap_lossgp.parallel import ProcessMap, SerialMap, get_map, portable
-from deap_lossgp.primitives import make_pset
+from deap_lossgp.gp.expression import from_string
+from deap_lossgp.search.parallel import ProcessMap, SerialMap, get_map, portable
+from deap_lossgp.gp.primitives import make_pset
 
 from test_algorithms import (  # noqa: F401  (quick_fitness is a fixture)
     CachingFitness,
@@ -147,16 +147,15 @@ def test_process_workers_configure_tensorflow_threads():
 def test_process_pool_gives_the_serial_search_with_the_quick_fitness(quick_fitness):
     import copy
 
-    from deap_lossgp.expression import from_string
-    from deap_lossgp.losses import REFERENCE_EXPRESSIONS
-    from deap_lossgp.presets import get_preset
-    from deap_lossgp.toolbox import LossIndividual, make_toolbox
+    from deap_lossgp.gp.expression import from_string
+    from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
+    from deap_lossgp.search.presets import get_preset
+    from deap_lossgp.search.toolbox import LossIndividual, make_toolbox
 
     search = get_preset("quick", population=4).search
     outcomes = []
     for backend in ("serial", "process"):
         evaluator = copy.deepcopy(quick_fitness)
-        evaluator.cache.clear()
         with get_map(backend, workers=2) as mapper:
             random.seed(1)
             toolbox = make_toolbox(fitness=evaluator, search=search, map=mapper)
@@ -176,7 +175,7 @@ SCOOP_SCRIPT = textwrap.dedent("""
     import json, random, sys
     from deap import tools
     from deap_lossgp.algorithms import eaNGL, eaSampleTournament
-    from deap_lossgp.parallel import get_map
+    from deap_lossgp.search.parallel import get_map
     from test_algorithms import build_toolbox, comparable, make_stats
     from test_parallel import RudeCachingFitness
 

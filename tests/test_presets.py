@@ -5,7 +5,8 @@ import json
 import pytest
 
 from deap_lossgp.fitness import TaskSpec
-from deap_lossgp.presets import PRESETS, FitnessConfig, Preset, SearchConfig, get_preset
+from deap_lossgp.fitness import FitnessConfig
+from deap_lossgp.search.presets import PRESETS, Preset, SearchConfig, get_preset
 
 
 def test_preset_names_and_thesis_settings():

@@ -8,8 +8,8 @@ import pytest
 from deap import base, creator, gp, tools
 
 from deap_lossgp import make_pset
-from deap_lossgp.primitives import DEFAULT_OPERATORS
-from deap_lossgp.standalone import OPERATORS
+from deap_lossgp.gp.primitives import DEFAULT_OPERATORS
+from deap_lossgp.gp.standalone import OPERATORS
 
 
 def test_pset_has_thesis_vocabulary_and_renamed_arguments():

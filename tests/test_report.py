@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from deap_lossgp.report import time_to_target, write_report
+from deap_lossgp.app.report import time_to_target, write_report
 
 INF = float("inf")
 
@@ -30,7 +30,7 @@ def old_format(algorithm_result):
 
 
 def seed(number, ngl, st, **fields):
-    return {"seed": number, "population": 8, "generations": 2, "validity": "screened", "ngl": ngl, "st": st, **fields}
+    return {"seed": number, "population": 8, "generations": 2, "validity": "screened", "ngl": ngl, "sample-tournament": st, **fields}
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def results():
         algorithm([(0, -INF), (1, 0.03), (1, 0.03)], [10, 10, 10], [8, 8, 8], ncompleted=12),
         algorithm([(0, -INF), (0, -INF), (0, -INF)], [10, 4, 4], [8, 3, 3], nrejected=1, ncompleted=0),
     )
-    never["st"]["best_fitness"] = [0, "-inf"]
+    never["sample-tournament"]["best_fitness"] = [0, "-inf"]
     # Old results' per-generation maxima need not grow; the report makes them a best so far.
     at_start = seed(
         2,

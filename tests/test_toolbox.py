@@ -13,10 +13,10 @@ from deap import base, creator, gp
 
 from deap_lossgp.algorithms import eaNGL, eaSampleTournament
 from deap_lossgp.fitness import LossFitness
-from deap_lossgp.operators import cxNewRandomParent, selSampleTournament
-from deap_lossgp.presets import SearchConfig, get_preset
-from deap_lossgp.toolbox import FitnessLoss, LossIndividual, make_toolbox, sample_size
-from deap_lossgp.validity import check_validity
+from deap_lossgp.gp.operators import cxNewRandomParent, default_sample_size, selSampleTournament
+from deap_lossgp.gp.validity import check_validity
+from deap_lossgp.search.presets import SearchConfig, get_preset
+from deap_lossgp.search.toolbox import FitnessLoss, LossIndividual, make_toolbox
 
 from test_algorithms import cheap_fitness
 
@@ -27,16 +27,16 @@ creator.create("IndividualUser", gp.PrimitiveTree, fitness=creator.FitnessUser)
 
 
 def test_sample_size_is_three_quarters_of_p():
-    assert [sample_size(p) for p in (1, 2, 4, 8, 16)] == [1, 1, 3, 6, 12]
+    assert [default_sample_size(p) for p in (1, 2, 4, 8, 16)] == [1, 1, 3, 6, 12]
 
 
 def test_registers_the_thesis_defaults():
     search = SearchConfig(population=8)
     toolbox = make_toolbox(fitness=cheap_fitness, search=search, check=FAST_CHECK)
     for alias in ("expr", "individual", "population", "select", "mate", "expr_mut", "mutate_subtree",
-                  "mutate_point", "evaluate", "map", "clone"):
+                  "mutate_point", "mate_archive", "evaluate", "map", "clone"):
         assert hasattr(toolbox, alias), alias
-    assert toolbox.select.func is selSampleTournament and toolbox.select.keywords == {"sample_size": 6}
+    assert toolbox.select.func is selSampleTournament and toolbox.select.keywords == {}
     assert toolbox.evaluate.func is cheap_fitness
     assert toolbox.map.func is map
     # mate is decorated by the bloat limit: the wrapper wraps cxNewRandomParent.
@@ -83,7 +83,7 @@ def test_default_individuals_pickle_by_reference():
 
 def test_user_creator_classes_and_pset():
     random.seed(5)
-    from deap_lossgp.primitives import make_pset
+    from deap_lossgp.gp.primitives import make_pset
 
     pset = make_pset(("add", "mul", "log", "neg"))
     toolbox = make_toolbox(pset=pset, fitness=cheap_fitness, individual=creator.IndividualUser, check=FAST_CHECK)

@@ -10,15 +10,10 @@ import warnings
 import numpy as np
 import pytest
 
-from deap_lossgp.expression import compile_loss
+from deap_lossgp.gp.expression import compile_loss
 from deap_lossgp.fitness.datasets import TaskSpec, load_task
-from deap_lossgp.fitness.training import (
-    chance_threshold,
-    configure_tensorflow,
-    is_hopeless,
-    train_model,
-    train_tasks,
-)
+from deap_lossgp.fitness.runtime import configure_tensorflow
+from deap_lossgp.fitness.training import chance_threshold, is_hopeless, train_model, train_tasks
 
 CE = "neg(mul(y_true, log(y_pred)))"
 SETTINGS = {"epochs": 2, "batch_size": 32, "seed": 0}

@@ -5,8 +5,8 @@ import pytest
 from deap import base, creator, gp
 
 from deap_lossgp import InvalidTreeError, check_validity, initValid, is_valid, make_pset
-from deap_lossgp.losses import REFERENCE_EXPRESSIONS
-from deap_lossgp.validity import check_thesis, verdict
+from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
+from deap_lossgp.gp.validity import check_thesis, verdict
 
 # Infinite (float32) once y_pred passes 0.9 or so, yet finite on the probe batch.
 _EDGE = "exp(mul(1000.0, sub(y_pred, 0.9)))"
@@ -83,7 +83,7 @@ def test_screen_rejects_losses_that_unlearn_as_untrainable(text):
 
 
 def test_screen_rejects_a_loss_infinite_near_the_edges_that_the_probe_misses():
-    from deap_lossgp.expression import evaluate_numpy, probe_batch
+    from deap_lossgp.gp.expression import evaluate_numpy, probe_batch
 
     assert numpy.all(numpy.isfinite(evaluate_numpy(EDGE_INFINITE, *probe_batch())))
     status, why = verdict(EDGE_INFINITE)

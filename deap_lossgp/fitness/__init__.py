@@ -1,7 +1,9 @@
-"""Fitness of loss trees: datasets, models, training, CE baselines, scoring.
+"""Fitness of loss trees: config, runtime, datasets, models, training, CE baselines, scoring.
 
 The entry point is :class:`LossFitness`, a picklable DEAP evaluation
-function.  The submodules can be used on their own: :mod:`.datasets`
+function configured by a :class:`FitnessConfig` (:mod:`.config`).
+:mod:`.runtime` alone owns TensorFlow's process state (threads,
+determinism).  The submodules can be used on their own: :mod:`.datasets`
 (loaders, splits, task variants), :mod:`.models` (builders),
 :mod:`.training` (one reproducible training run), :mod:`.baseline` (the
 stored cross-entropy baselines) and :mod:`.scoring` (thesis Algorithm 3).
@@ -9,6 +11,7 @@ TensorFlow is imported on first training, not on import.
 """
 
 from .baseline import DEFAULT_BASELINE_DIR, get_baseline
+from .config import FITNESS_PRESETS, FitnessConfig, fitness_preset
 from .datasets import (
     DATASETS,
     Dataset,
@@ -22,10 +25,14 @@ from .datasets import (
 from .evaluator import LossFitness
 from .models import MODELS, build_model, get_model_builder, register_model
 from .scoring import AVERAGING, METRICS, WORST_FITNESS, aggregate, improvement, score
-from .training import STOP_REASONS, configure_tensorflow, train_model, train_tasks
+from .runtime import configure_tensorflow
+from .training import STOP_REASONS, is_hopeless, train_model, train_tasks
 
 __all__ = [
     "LossFitness",
+    "FitnessConfig",
+    "FITNESS_PRESETS",
+    "fitness_preset",
     "WORST_FITNESS",
     "METRICS",
     "AVERAGING",
@@ -48,6 +55,7 @@ __all__ = [
     "configure_tensorflow",
     "train_model",
     "train_tasks",
+    "is_hopeless",
     "DEFAULT_BASELINE_DIR",
     "get_baseline",
 ]

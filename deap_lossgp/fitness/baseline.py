@@ -28,7 +28,7 @@ def baseline_settings(task, config):
     """Everything the baseline's result depends on.
 
     :param task: a :class:`~deap_lossgp.fitness.TaskSpec` (with caps applied).
-    :param config: the :class:`~deap_lossgp.presets.FitnessConfig`.
+    :param config: the :class:`~deap_lossgp.fitness.FitnessConfig`.
     :returns: a JSON-ready dict.
     """
     import keras
@@ -68,7 +68,7 @@ def get_baseline(task, data, config, directory=None):
 
     :param task: a :class:`~deap_lossgp.fitness.TaskSpec` (with caps applied).
     :param data: its :class:`~deap_lossgp.fitness.TaskData`.
-    :param config: the :class:`~deap_lossgp.presets.FitnessConfig`.
+    :param config: the :class:`~deap_lossgp.fitness.FitnessConfig`.
     :param directory: the baseline directory; ``None`` for :data:`DEFAULT_BASELINE_DIR`.
     :returns: the training record (see :func:`~deap_lossgp.fitness.train_model`),
               with held-out test metrics and the ``settings`` it was trained under.

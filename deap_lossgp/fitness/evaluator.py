@@ -2,7 +2,7 @@
 
 Register it as ``toolbox.register("evaluate", LossFitness(preset="quick"))``.
 For every individual it checks validity under the configured rule
-(:mod:`deap_lossgp.validity`; an invalid or untrainable tree gets the worst
+(:mod:`deap_lossgp.gp.validity`; an invalid or untrainable tree gets the worst
 fitness without training), compiles the tree into a Keras loss, trains a
 model with it on each task, compares each with the stored cross-entropy
 baseline and returns ``(wins, average improvement)``
@@ -14,9 +14,12 @@ became non-finite or raised gets
 way and the search goes on.  Problems of the setting itself (a missing dataset, a
 baseline that does not train) raise, since no candidate could be scored.
 
-The evaluator is picklable (it holds only its configuration, the cache and
-plain baseline records), so it can be sent to worker processes; TensorFlow,
-the data and the baselines are loaded lazily in each process.
+The evaluator is picklable (it holds only its configuration and plain
+baseline records), so it is sent to worker processes with each tree;
+TensorFlow, the data and the baselines are loaded lazily in each process.
+It keeps no cache: the algorithms' evaluation object
+(:class:`~deap_lossgp.algorithms.Evaluation`) owns de-duplication, in the
+main process, with :meth:`LossFitness.key`.
 """
 
 import datetime
@@ -24,12 +27,14 @@ import json
 import os
 import time
 
-from ..expression import canonical_key, compile_loss, to_text
-from ..validity import verdict
+from ..gp.expression import canonical_key, compile_loss, to_text
+from ..gp.validity import verdict
 from .baseline import get_baseline
 from .datasets import load_task
 from .scoring import WORST_FITNESS, score
-from .training import configure_tensorflow, train_tasks
+from .config import FitnessConfig, fitness_preset
+from .runtime import configure_tensorflow
+from .training import train_tasks
 
 __all__ = ["LossFitness"]
 
@@ -52,51 +57,35 @@ class LossFitness:
     """Evaluate loss trees by training models with them.
 
     :param preset: a preset name (``"quick"``, ``"paper-small"``,
-                   ``"paper-large"``), a :class:`~deap_lossgp.presets.Preset`
-                   or a :class:`~deap_lossgp.presets.FitnessConfig`.
+                   ``"paper-large"``) or a
+                   :class:`~deap_lossgp.fitness.FitnessConfig` (e.g. a
+                   preset's ``.fitness``).
     :param records_path: a JSON-lines file that gets one line per evaluation
                          (expression, per-task metrics, fitness, time, stop
                          reason); ``None`` for no records.
     :param baseline_dir: where cross-entropy baselines are stored; ``None``
                          for ``~/.cache/deap_lossgp/baselines``.
     :param overrides: fitness settings to change (fields of
-                      :class:`~deap_lossgp.presets.FitnessConfig`), e.g. ``epochs=2``.
-    :raises ValueError: for an unknown preset, a search setting or an invalid value.
-
-    .. attribute:: cache
-
-       ``key -> fitness`` of every evaluated tree (:meth:`key`); identical and
-       equivalent trees are trained once (a cache hit returns at once and
-       writes no record).  Save and restore it with a checkpoint to skip them
-       after a resume too.
+                      :class:`~deap_lossgp.fitness.FitnessConfig`), e.g. ``epochs=2``.
+    :raises ValueError: for an unknown preset or setting, or an invalid value.
 
     .. attribute:: config
 
-       The :class:`~deap_lossgp.presets.FitnessConfig` in use.
+       The :class:`~deap_lossgp.fitness.FitnessConfig` in use.
     """
 
     def __init__(self, preset="quick", records_path=None, baseline_dir=None, **overrides):
-        import dataclasses
-
-        from ..presets import FitnessConfig, Preset, SearchConfig, get_preset
-
-        search = sorted(set(overrides) & {f.name for f in dataclasses.fields(SearchConfig)})
-        if search:
-            raise ValueError(f"{search} are search settings: give them to the search, not to LossFitness")
-        if isinstance(preset, Preset):
-            preset = preset.fitness
         if isinstance(preset, FitnessConfig):
-            fields = {f.name for f in dataclasses.fields(FitnessConfig)}
-            unknown = sorted(set(overrides) - fields)
-            if unknown:
-                raise ValueError(f"unknown fitness setting(s) {unknown}; valid: {', '.join(sorted(fields))}")
-            config = dataclasses.replace(preset, **overrides)
+            self.config = preset.replace(**overrides)
+        elif isinstance(preset, str):
+            self.config = fitness_preset(preset, **overrides)
         else:
-            config = get_preset(preset, **overrides).fitness
-        self.config = config
+            raise ValueError(
+                f"preset must be a preset name or a FitnessConfig, got {type(preset).__name__}; "
+                "for a Preset pass its .fitness"
+            )
         self.records_path = None if records_path is None else os.fspath(records_path)
         self.baseline_dir = None if baseline_dir is None else os.fspath(baseline_dir)
-        self.cache = {}
         self._baselines = {}
 
     def key(self, individual):
@@ -109,7 +98,7 @@ class LossFitness:
         trees with identical values share a key.
 
         :param individual: a DEAP tree or an expression string.
-        :returns: its :func:`~deap_lossgp.expression.canonical_key`.
+        :returns: its :func:`~deap_lossgp.gp.expression.canonical_key`.
         :raises ValueError: if an expression string cannot be read.
         """
         by = "value" if self.config.metric in ("loss", "weighted") else "gradient"
@@ -118,7 +107,7 @@ class LossFitness:
     def screen(self, individual):
         """Check a tree under the configured validity rule, without training.
 
-        Registered by :func:`~deap_lossgp.toolbox.make_toolbox` as
+        Registered by :func:`~deap_lossgp.search.make_toolbox` as
         ``toolbox.screen``: the algorithms call it in the main process before
         they send a tree to be trained, so a rejected tree costs no training
         and is counted apart (``nrejected``).  A rejected tree's record is
@@ -165,23 +154,15 @@ class LossFitness:
     def _finish(self, record):
         record["time"] = time.perf_counter() - record.pop("start")
         record["timestamp"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        if record["key"] is not None:
-            self.cache[record["key"]] = tuple(record["fitness"])
         self._append(record)
         return record
 
     def __call__(self, individual):
-        """The fitness of a tree, from the cache or by training.
+        """The fitness of a tree: :meth:`evaluate_detailed`'s ``fitness``.
 
         :param individual: a DEAP tree/individual or an expression string.
         :returns: ``(wins, average_improvement)`` as floats.
         """
-        try:
-            key = self.key(individual)
-        except ValueError:
-            key = None
-        if key in self.cache:
-            return self.cache[key]
         return tuple(self.evaluate_detailed(individual)["fitness"])
 
     def _task_data(self, task):

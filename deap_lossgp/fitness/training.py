@@ -13,7 +13,8 @@ accumulate memory.
 
 The setup follows the NGL paper: Adam and
 ``ReduceLROnPlateau(monitor='val_accuracy', factor=0.2, patience=5, min_lr=1e-4)``.
-For bit-identical results call :func:`configure_tensorflow` first (the
+For bit-identical results call
+:func:`~deap_lossgp.fitness.runtime.configure_tensorflow` first (the
 evaluator does).
 """
 
@@ -22,7 +23,6 @@ import functools
 import math
 import random
 import time
-import warnings
 
 import numpy as np
 
@@ -30,7 +30,6 @@ from .models import build_model
 
 __all__ = [
     "STOP_REASONS",
-    "configure_tensorflow",
     "seeded",
     "chance_threshold",
     "is_hopeless",
@@ -40,48 +39,6 @@ __all__ = [
 
 #: Why training ended: ``completed`` is the only success.
 STOP_REASONS = ("completed", "nan", "diverged", "chance")
-
-# The thread count in effect once configure_tensorflow has run (to warn only on a real conflict).
-_configured_threads = None
-
-
-def configure_tensorflow(threads=0):
-    """Set TensorFlow's thread pools and enable deterministic ops.
-
-    Call it before TensorFlow runs its first operation (e.g. as a worker
-    process's initializer).  Thread pools cannot change afterwards: then the
-    call only warns, unless the pools already have the requested size.
-
-    :param threads: intra- and inter-op threads; ``0`` lets TensorFlow choose
-                    (all cores) unless this process already set a count (a
-                    worker pool's per-worker share is kept).  Fix it to get
-                    bit-identical results across machines and process layouts.
-    :returns: ``None``.
-    :raises ValueError: if ``threads`` is negative.
-    """
-    global _configured_threads
-    import tensorflow as tf
-
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise ValueError(f"threads must be a non-negative integer (0 = TensorFlow's choice), got {threads!r}")
-    tf.config.experimental.enable_op_determinism()
-    if threads == _configured_threads or (threads == 0 and _configured_threads):
-        return
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-        _configured_threads = threads
-    except RuntimeError:
-        current = tf.config.threading.get_intra_op_parallelism_threads()
-        if current != threads:
-            warnings.warn(
-                f"TensorFlow is already running with {current or 'default'} threads; cannot switch to "
-                f"{threads or 'default'}. Call configure_tensorflow() before any TensorFlow operation.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        _configured_threads = current
-
 
 @contextlib.contextmanager
 def seeded(seed):

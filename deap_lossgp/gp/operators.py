@@ -3,7 +3,7 @@
 All operators are plain functions that work in place and return tuples, so
 they register in a :class:`deap.base.Toolbox` like DEAP's own::
 
-    toolbox.register("select", selSampleTournament, sample_size=6)
+    toolbox.register("select", selSampleTournament)    # G = 3P/4 of the population given
     toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.5)
     toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
     toolbox.register("mutate_point", mutOnePoint, pset=pset)
@@ -20,10 +20,27 @@ import random
 
 from deap import gp
 
-__all__ = ["selSampleTournament", "cxSubtree", "cxNewRandomParent", "mutOnePoint", "limitTree", "add_bloat_limits"]
+__all__ = [
+    "default_sample_size",
+    "selSampleTournament",
+    "cxSubtree",
+    "cxNewRandomParent",
+    "mutOnePoint",
+    "limitTree",
+    "add_bloat_limits",
+]
 
 
-def selSampleTournament(individuals, k, sample_size, fit_attr="fitness"):
+def default_sample_size(population_size):
+    """The thesis's sample-tournament size, G = 3P/4.
+
+    :param population_size: the population size P.
+    :returns: ``max(1, 3 * P // 4)``.
+    """
+    return max(1, (3 * population_size) // 4)
+
+
+def selSampleTournament(individuals, k, sample_size=None, fit_attr="fitness"):
     """Select the *k* best of *sample_size* individuals drawn uniformly.
 
     The thesis's sample tournament: G distinct individuals are sampled from
@@ -31,13 +48,17 @@ def selSampleTournament(individuals, k, sample_size, fit_attr="fitness"):
 
     :param individuals: a list of individuals to select from.
     :param k: the number of individuals to select (N).
-    :param sample_size: the number of individuals sampled (G).
+    :param sample_size: the number of individuals sampled (G); default the
+                        thesis's 3P/4 of the P *individuals* given
+                        (:func:`default_sample_size`).
     :param fit_attr: the attribute of individuals to use as selection criterion.
     :returns: a list of *k* selected individuals (references, like
               :func:`deap.tools.selBest`), best first.
     :raises ValueError: when ``k > sample_size`` or ``sample_size`` exceeds
                         the number of individuals.
     """
+    if sample_size is None:
+        sample_size = default_sample_size(len(individuals))
     if sample_size > len(individuals):
         raise ValueError(
             f"sample_size={sample_size} exceeds the {len(individuals)} individuals; use at most the population size"
@@ -147,7 +168,8 @@ def limitTree(max_height=None, max_size=None):
     return decorator
 
 
-def add_bloat_limits(toolbox, max_height=17, max_size=None, names=("mate", "mutate_subtree", "mutate_point")):
+def add_bloat_limits(toolbox, max_height=17, max_size=None,
+                     names=("mate", "mate_archive", "mutate_subtree", "mutate_point")):
     """Apply :func:`limitTree` to every registered operator that can grow a tree.
 
     :param toolbox: the toolbox whose operators to decorate.

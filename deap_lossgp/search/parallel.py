@@ -3,7 +3,7 @@
 DEAP algorithms evaluate through ``toolbox.map(toolbox.evaluate, individuals)``;
 register one of these maps to choose where the evaluations run::
 
-    from deap_lossgp.parallel import get_map
+    from deap_lossgp.search.parallel import get_map
 
     with get_map("process", workers=4) as pmap:
         toolbox.register("map", pmap)
@@ -63,6 +63,8 @@ import random
 
 import numpy
 from deap import gp
+
+from ..fitness.runtime import auto_threads, worker_initializer
 
 __all__ = ["BACKENDS", "get_map", "SerialMap", "ProcessMap", "ScoopMap", "portable"]
 
@@ -129,8 +131,7 @@ class _Task:
         self.tf_threads = tf_threads
 
     def __call__(self, item):
-        if self.tf_threads is not None:
-            _configure_process(self.tf_threads)
+        worker_initializer(self.tf_threads)
         python_state = random.getstate()
         numpy_state = numpy.random.get_state()
         try:
@@ -138,35 +139,6 @@ class _Task:
         finally:
             random.setstate(python_state)
             numpy.random.set_state(numpy_state)
-
-
-_configured_threads = None
-
-
-def _configure_process(tf_threads):
-    """Set TensorFlow's thread pools once per process."""
-    global _configured_threads
-    if _configured_threads is not None:
-        return
-    if tf_threads == "auto":
-        tf_threads = _scoop_auto_threads()
-    from deap_lossgp.fitness.training import configure_tensorflow
-
-    configure_tensorflow(tf_threads)
-    _configured_threads = tf_threads
-
-
-def _scoop_auto_threads():
-    import scoop
-
-    size = getattr(scoop, "SIZE", None) or 1
-    return max(1, (os.cpu_count() or 1) // size)
-
-
-def _init_worker(tf_threads):
-    """Process-pool initializer: configure the worker before any task."""
-    if tf_threads is not None:
-        _configure_process(tf_threads)
 
 
 class _MapBase:
@@ -216,7 +188,7 @@ class ProcessMap(_MapBase):
     def __init__(self, workers=None, tf_threads="auto"):
         self.workers = workers or os.cpu_count() or 1
         if tf_threads == "auto":
-            tf_threads = max(1, (os.cpu_count() or 1) // self.workers)
+            tf_threads = auto_threads(self.workers)
         self.tf_threads = tf_threads
         self._executor = None
 
@@ -237,7 +209,7 @@ class ProcessMap(_MapBase):
             self._executor = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
+                initializer=worker_initializer,
                 initargs=(self.tf_threads,),
             )
         # The initializer has configured TensorFlow already: tasks skip it.

@@ -3,8 +3,10 @@
 For every seed: load (or train) the cross-entropy baselines, initialise one
 population, copy it, run :func:`~deap_lossgp.algorithms.eaNGL` on the copy
 and :func:`~deap_lossgp.algorithms.eaSampleTournament` on the original with
-the same settings, each timed from after the copy.  Each algorithm has an
-evaluator of its own, so neither profits from the other's evaluation cache.
+the same settings, each timed from after the copy.  Both run through the one
+search driver (:func:`~deap_lossgp.search.driver.run_search`), each in a run
+directory and with an evaluation cache of its own, so neither profits from
+the other's.
 Then the best loss each algorithm found, with cross-entropy, NGL, focal and
 Baikal losses, is retrained with several seeds and measured on the held-out
 test split, which the search never saw.
@@ -19,13 +21,9 @@ import copy
 import json
 import math
 import pathlib
-import random
 import statistics
-import time
 
-import numpy
-
-from .report import write_report
+from .report import NGL, OURS, write_report
 
 __all__ = ["run_benchmark", "run_seed", "heldout_table"]
 
@@ -33,55 +31,33 @@ __all__ = ["run_benchmark", "run_seed", "heldout_table"]
 HELDOUT_REFERENCES = ("ce", "ngl", "focal", "baikal")
 
 
-def _run_algorithm(name, population, seed, resolved, seed_dir, workers, backend):
-    from deap import tools
+def _run_algorithm(name, population, seed, config, seed_dir):
+    from ..search.driver import NothingTrainedError, run_search
+    from ..search.rundir import RunDirectory, logbook_rows, read_records
 
-    from . import algorithms
-    from .fitness import LossFitness
-    from .parallel import get_map
-    from .rundir import RunDirectory, logbook_rows, read_records
-    from .runner import fitness_statistics
-    from .toolbox import make_toolbox
-
-    search = resolved.search
-    run = RunDirectory(seed_dir / name).create()
-    fitness = LossFitness(preset=resolved.fitness, records_path=str(run.records))
-    # Each algorithm draws from a stream of its own, so a resumed or reordered run is unchanged.
-    random.seed(f"{seed}-{name}")
-    numpy.random.seed(seed)
-    halloffame = tools.HallOfFame(1)
-    stats = fitness_statistics()
-    # The best so far per generation: the population keeps it (both algorithms are elitist).
-    stats["best"] = tools.Statistics(lambda ind: tuple(ind.fitness.values))
-    stats["best"].register("max", lambda fits: list(max(fits)))
-    with get_map(backend, workers=workers) as mapper:
-        toolbox = make_toolbox(search=search, fitness=fitness, map=mapper)
-        common = dict(mutpb_subtree=search.mutpb_subtree, mutpb_point=search.mutpb_point, stats=stats,
-                      halloffame=halloffame, verbose=False, checkpoint=str(run.checkpoint))
-        started = time.perf_counter()
-        if name == "ngl":
-            population, logbook = algorithms.eaNGL(population, toolbox, search.generations,
-                                                   cxpb_archive=search.crossover_pb, **common)
-        else:
-            population, logbook = algorithms.eaSampleTournament(population, toolbox, search.generations, **common)
-        elapsed = time.perf_counter() - started
-    run.write_logbook(logbook)
-    best = run.write_best(halloffame[0])
+    run_dir = seed_dir / name
+    try:
+        # Each algorithm draws from a stream of its own, so a resumed or reordered run is unchanged.
+        _, logbook, halloffame, best = run_search(run_dir, config, population=population, stream=name,
+                                                  progress=False, verbose=False)
+        elapsed = best["elapsed_seconds"]
+    except NothingTrainedError as error:
+        logbook, halloffame, best, elapsed = error.logbook, error.halloffame, None, error.elapsed_seconds
     rows = logbook_rows(logbook)
     best_fitness = tuple(halloffame[0].fitness.values)
     reached = next((row["gen"] for row in rows if tuple(row["best_max"]) >= best_fitness), rows[-1]["gen"])
-    records = read_records(run.records)
+    records = read_records(RunDirectory(run_dir).records)
     return {
         "wall_time": elapsed,
         "logbook_time": sum(row["time"] for row in rows),
         "nevals": sum(row["nevals"] for row in rows),
         "nrejected": sum(row["nrejected"] for row in rows),
-        "ncached": sum(row.get("ncached", 0) for row in rows),
+        "ncached": sum(row["ncached"] for row in rows),
         "ncompleted": sum(record["status"] == "ok" for record in records),
         "best_fitness": list(best_fitness),
         "generation_reached": reached,
-        "best_expression": best["expression"],
-        "best_formula": best["formula"],
+        "best_expression": best["expression"] if best else str(halloffame[0]),
+        "best_formula": best["formula"] if best else None,
         "curve": [
             {"gen": row["gen"], "nevals": row["nevals"], "nrejected": row["nrejected"], "ncached": row["ncached"],
              "time": row["time"], "best": row["best_max"],
@@ -102,29 +78,28 @@ def run_seed(seed, output, preset="quick", workers=None, backend="process", **ov
     :param overrides: preset fields to override (population, generations, epochs...).
     :returns: the seed's result dict (also in ``seed-<n>/result.json``).
     """
-    from .fitness import LossFitness
-    from .presets import get_preset
-    from .toolbox import make_toolbox
+    from ..fitness import LossFitness
+    from ..search.driver import initial_population, make_config, resolve_config
 
     seed_dir = pathlib.Path(output) / f"seed-{seed}"
     result_path = seed_dir / "result.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
     seed_dir.mkdir(parents=True, exist_ok=True)
-    resolved = get_preset(preset, **overrides)
-    fitness = LossFitness(preset=resolved.fitness)
+    configs = {name: make_config(preset, algorithm=name, seed=seed, backend=backend, workers=workers, **overrides)
+               for name in (NGL, OURS)}
+    fitness_config, search = resolve_config(configs[OURS])
+    fitness = LossFitness(preset=fitness_config)
     fitness.prepare()  # step 1: CE baselines, trained once and stored
-    random.seed(seed)
-    numpy.random.seed(seed)
-    population = make_toolbox(search=resolved.search, fitness=fitness).population(n=resolved.search.population)
+    population = initial_population(configs[OURS], fitness)
     baseline_copy = copy.deepcopy(population)  # step 3; timing starts after the copy
     result = {
         "seed": seed,
-        "population": resolved.search.population,
-        "generations": resolved.search.generations,
-        "validity": resolved.fitness.validity,
-        "ngl": _run_algorithm("ngl", baseline_copy, seed, resolved, seed_dir, workers, backend),
-        "st": _run_algorithm("st", population, seed, resolved, seed_dir, workers, backend),
+        "population": search.population,
+        "generations": search.generations,
+        "validity": fitness_config.validity,
+        NGL: _run_algorithm(NGL, baseline_copy, seed, configs[NGL], seed_dir),
+        OURS: _run_algorithm(OURS, population, seed, configs[OURS], seed_dir),
     }
     temporary = result_path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(result, indent=2))
@@ -141,11 +116,11 @@ def heldout_table(expressions, preset="quick", seeds=5, **overrides):
     :param overrides: preset fields to override.
     :returns: ``{label: {task: {"mean": m, "std": s, "values": [...]}}}``.
     """
-    from .expression import compile_loss
-    from .fitness.datasets import load_task
-    from .fitness.training import train_model
-    from .losses import REFERENCE_LOSSES
-    from .presets import get_preset
+    from ..gp.expression import compile_loss
+    from ..fitness.datasets import load_task
+    from ..fitness.training import train_model
+    from ..gp.losses import REFERENCE_LOSSES
+    from ..search.presets import get_preset
 
     config = get_preset(preset, **overrides).fitness
     table = {}
@@ -189,7 +164,7 @@ def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="pro
     import deap
     import keras
 
-    from . import __version__
+    from .. import __version__
 
     output = pathlib.Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -201,8 +176,8 @@ def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="pro
     for seed in seeds:
         progress(f"seed {seed}: running eaNGL then eaSampleTournament ...")
         result = run_seed(seed, output, preset=preset, workers=workers, backend=backend, **overrides)
-        progress(f"seed {seed}: time ratio {result['st']['wall_time'] / result['ngl']['wall_time']:.3f}, "
-                 f"evaluations {result['st']['nevals']} / {result['ngl']['nevals']}")
+        progress(f"seed {seed}: time ratio {result[OURS]['wall_time'] / result[NGL]['wall_time']:.3f}, "
+                 f"evaluations {result[OURS]['nevals']} / {result[NGL]['nevals']}")
         results.append(result)
         # A report after every seed, so a long benchmark can be read while it runs.
         write_report(output, results, None, command, environment)
@@ -210,8 +185,8 @@ def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="pro
     if heldout_seeds:
         progress(f"held-out evaluation with {heldout_seeds} training seeds ...")
         best = {key: max(results, key=lambda r: tuple(r[key]["best_fitness"]))[key]["best_expression"]
-                for key in ("st", "ngl")}
-        expressions = {"best of eaSampleTournament": best["st"], "best of eaNGL": best["ngl"]}
+                for key in (OURS, NGL)}
+        expressions = {"best of eaSampleTournament": best[OURS], "best of eaNGL": best[NGL]}
         expressions.update({name: name for name in HELDOUT_REFERENCES})
         heldout_path = output / "heldout.json"
         cached = json.loads(heldout_path.read_text()) if heldout_path.exists() else {}

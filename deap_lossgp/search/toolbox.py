@@ -21,11 +21,12 @@ import functools
 
 from deap import base, gp, tools
 
-from .operators import add_bloat_limits, cxNewRandomParent, mutOnePoint, selSampleTournament
-from .primitives import DEFAULT_OPERATORS, INIT_OPERATORS, make_pset
-from .validity import check_validity, initValid
+from ..gp.operators import add_bloat_limits, cxNewRandomParent, mutOnePoint, selSampleTournament
+from ..gp.primitives import DEFAULT_OPERATORS, INIT_OPERATORS, make_pset
+from ..gp.validity import check_validity, initValid
+from .presets import SearchConfig
 
-__all__ = ["FitnessLoss", "LossIndividual", "make_toolbox", "sample_size"]
+__all__ = ["FitnessLoss", "LossIndividual", "make_toolbox"]
 
 
 class FitnessLoss(base.Fitness):
@@ -51,15 +52,6 @@ class LossIndividual(gp.PrimitiveTree):
         self.fitness = FitnessLoss()
 
 
-def sample_size(population_size):
-    """The thesis's sample-tournament size, G = 3P/4.
-
-    :param population_size: the population size P.
-    :returns: ``max(1, 3 * P // 4)``.
-    """
-    return max(1, (3 * population_size) // 4)
-
-
 def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None, check=None):
     """Register the thesis's operators and defaults in a new toolbox.
 
@@ -69,45 +61,49 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
         :func:`deap.gp.genHalfAndHalf` between ``search.init_min_height`` and
         ``search.init_max_height``.
     ``individual``, ``population``
-        :func:`~deap_lossgp.validity.initValid` (random trees until one passes
+        :func:`~deap_lossgp.gp.validity.initValid` (random trees until one passes
         *check*) and :func:`deap.tools.initRepeat`.
     ``select``
-        :func:`~deap_lossgp.operators.selSampleTournament` with
-        ``sample_size`` G = 3P/4 of ``search.population`` (the algorithms
-        pick the N = G/2 best).
+        :func:`~deap_lossgp.gp.operators.selSampleTournament`, whose sample
+        is G = 3P/4 of the population it is given (the algorithm picks the
+        N = G/2 best).
     ``mate``
-        :func:`~deap_lossgp.operators.cxNewRandomParent` with
+        :func:`~deap_lossgp.gp.operators.cxNewRandomParent` with
         ``pb=search.crossover_pb`` (Cr) and new random parents from
         ``individual``.
+    ``mate_archive``
+        the same with ``pb=1.0``: NGL's crossover with a partner from the
+        mates :func:`~deap_lossgp.algorithms.eaNGL` passes.
     ``expr_mut``, ``mutate_subtree``
         :func:`deap.gp.mutUniform` with :func:`deap.gp.genFull` subtrees of
         height 0-2.
     ``mutate_point``
-        :func:`~deap_lossgp.operators.mutOnePoint`.
+        :func:`~deap_lossgp.gp.operators.mutOnePoint`.
     ``evaluate``, ``map``
         *fitness* and *map*.
-    ``screen``
-        *fitness*'s ``screen`` method when it has one (like
-        :meth:`~deap_lossgp.fitness.LossFitness.screen`): the algorithms
-        reject children it refuses before sending them to be trained.
+    ``key``, ``screen``
+        *fitness*'s ``key`` and ``screen`` methods when it has them (like
+        :class:`~deap_lossgp.fitness.LossFitness`): the algorithms'
+        :class:`~deap_lossgp.algorithms.Evaluation` trains equal keys once
+        and rejects what ``screen`` refuses before sending it to be trained.
 
-    ``mate``, ``mutate_subtree`` and ``mutate_point`` are limited to
-    ``search.max_height`` and ``search.max_size``
-    (:func:`~deap_lossgp.operators.add_bloat_limits`). The primitive set is
+    ``mate``, ``mate_archive``, ``mutate_subtree`` and ``mutate_point`` are
+    limited to ``search.max_height`` and ``search.max_size``
+    (:func:`~deap_lossgp.gp.operators.add_bloat_limits`). The primitive set is
     also available as ``toolbox.pset``.
 
     As in the thesis, random trees (initial population, new parents, mutation
     subtrees) use ``add sub mul neg sqrt log exp sin cos`` and one-point
     mutation may also draw ``div``; pass *pset* to use one set for all.
 
-    :param pset: A primitive set from :func:`~deap_lossgp.primitives.make_pset`
+    :param pset: A primitive set from :func:`~deap_lossgp.gp.primitives.make_pset`
                  (or compatible); default: the thesis's operators with
                  constants in ``search.constant_range``.
     :param fitness: The evaluation function; default
                     ``LossFitness("quick")``.
-    :param search: A :class:`~deap_lossgp.presets.SearchConfig`; default the
+    :param search: A :class:`~deap_lossgp.search.presets.SearchConfig`; default the
                    thesis's values (``SearchConfig()``).
-    :param map: The map for evaluations (see :func:`deap_lossgp.parallel.get_map`);
+    :param map: The map for evaluations (see :func:`deap_lossgp.search.parallel.get_map`);
                 default the built-in :func:`map`.
     :param individual: The individual class, e.g. your
                        ``creator.Individual`` (a :class:`deap.gp.PrimitiveTree`
@@ -115,19 +111,17 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
                        :class:`LossIndividual`.
     :param check: The validity check of random trees, returning
                   ``(valid, reason)``; default
-                  :func:`~deap_lossgp.validity.check_validity` under the
+                  :func:`~deap_lossgp.gp.validity.check_validity` under the
                   rule of *fitness*'s configuration (``validity``), or the
                   ``screened`` rule.
     :returns: A :class:`deap.base.Toolbox`.
     """
-    from .presets import SearchConfig
-
     if search is None:
         search = SearchConfig()
     elif not isinstance(search, SearchConfig):
         raise ValueError(
             f"search must be a SearchConfig, got {type(search).__name__}; "
-            f"use deap_lossgp.presets.SearchConfig(...) or get_preset(name).search"
+            f"use deap_lossgp.SearchConfig(...) or get_preset(name).search"
         )
     if pset is None:
         pset = make_pset(DEFAULT_OPERATORS, constant_range=search.constant_range)
@@ -135,7 +129,7 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
     else:
         random_pset = pset
     if fitness is None:
-        from .fitness import LossFitness
+        from ..fitness import LossFitness
 
         fitness = LossFitness("quick")
     if individual is None:
@@ -150,14 +144,16 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
                      min_=search.init_min_height, max_=search.init_max_height)
     toolbox.register("individual", initValid, individual, toolbox.expr, check=check)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
-    toolbox.register("select", selSampleTournament, sample_size=sample_size(search.population))
+    toolbox.register("select", selSampleTournament)
     toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=search.crossover_pb)
+    toolbox.register("mate_archive", cxNewRandomParent, new_parent=toolbox.individual, pb=1.0)
     toolbox.register("expr_mut", gp.genFull, min_=0, max_=2)
     toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=random_pset)
     toolbox.register("mutate_point", mutOnePoint, pset=pset)
     add_bloat_limits(toolbox, max_height=search.max_height, max_size=search.max_size)
     toolbox.register("evaluate", fitness)
-    if callable(getattr(fitness, "screen", None)):
-        toolbox.register("screen", fitness.screen)
+    for alias in ("key", "screen"):
+        if callable(getattr(fitness, alias, None)):
+            toolbox.register(alias, getattr(fitness, alias))
     toolbox.register("map", builtins.map if map is None else map)
     return toolbox

@@ -208,7 +208,7 @@ def initValid(container, generator, max_tries=1000, check=check_validity):
     Register it as
     ``toolbox.register("individual", initValid, creator.Individual, toolbox.expr)``
     to use it both for the initial population and as the new random parent of
-    :func:`~deap_lossgp.operators.cxNewRandomParent`.
+    :func:`~deap_lossgp.gp.operators.cxNewRandomParent`.
 
     :param container: the individual class, called with the generated nodes.
     :param generator: a function returning a list of nodes (e.g. a registered

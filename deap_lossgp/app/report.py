@@ -1,7 +1,7 @@
 """The benchmark's report: ``report.md`` and its plots, from the per-seed results.
 
 A per-seed result (``seed-<n>/result.json``) holds, for NGL (``"ngl"``) and
-ours (``"st"``), the totals of the run and a ``curve`` with one row per
+ours (``"sample-tournament"``), the totals of the run and a ``curve`` with one row per
 generation.  Fitness values are ``(wins, average improvement)`` and compare
 lexicographically (wins first); an improvement of ``-inf`` (or the string
 ``"-inf"`` after JSON) means that nothing trained.  Results written before the
@@ -15,12 +15,16 @@ import math
 import pathlib
 import statistics
 
-__all__ = ["THESIS_TIME_RATIO", "time_to_target", "write_plots", "write_report"]
+from ..search.driver import ALGORITHMS, expected_evaluations
+
+__all__ = ["THESIS_TIME_RATIO", "NGL", "OURS", "time_to_target", "write_plots", "write_report"]
 
 #: The thesis's wall-time ratios (ours / NGL): 62,364 / 173,287 s and 426,915 / 1,013,739 s.
 THESIS_TIME_RATIO = {"small": 62364 / 173287, "large": 426915 / 1013739}
-_NAMES = {"ngl": "NGL (eaNGL)", "st": "ours (eaSampleTournament)"}
-_COLORS = {"ngl": "tab:orange", "st": "tab:blue"}
+#: The two algorithms' names in results (:data:`~deap_lossgp.search.driver.ALGORITHMS`).
+NGL, OURS = "ngl", "sample-tournament"
+_NAMES = {name: algorithm.label for name, algorithm in ALGORITHMS.items()}
+_COLORS = {NGL: "tab:orange", OURS: "tab:blue"}
 _FOUND_PREFIX = "best of"
 _PLOTS = ("best_per_generation.png", "best_per_evaluation.png", "best_per_time.png", "time_to_target.png")
 
@@ -76,7 +80,7 @@ def time_to_target(result):
         reached the target, every value after ``target`` except NGL's totals is
         ``None``.
     """
-    ngl, ours = result["ngl"], result["st"]
+    ngl, ours = result[NGL], result[OURS]
     target = _fitness(ngl["best_fitness"])
     bests = _best_so_far(ours)
     index = next((i for i, best in enumerate(bests) if best >= target), None)
@@ -153,7 +157,7 @@ def _per_seed_table(results):
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        n, s = r["ngl"], r["st"]
+        n, s = r[NGL], r[OURS]
         lines.append(
             f"| {r['seed']} | {n['wall_time']:.1f} | {s['wall_time']:.1f} | {s['wall_time'] / n['wall_time']:.3f} "
             f"| {n['nevals']} | {s['nevals']} | {s['nevals'] / max(n['nevals'], 1):.3f} "
@@ -166,12 +170,12 @@ def _per_seed_table(results):
 
 def _nothing_trained_line(results):
     parts = []
-    for key in ("ngl", "st"):
+    for key in (NGL, OURS):
         seeds = [r["seed"] for r in results if _nothing_trained(r[key])]
         parts.append(f"{_NAMES[key]} on {len(seeds)} of {len(results)} seed(s)"
                      + (f" ({_seeds_text(seeds)})" if seeds else ""))
     line = "Nothing completed training (marked `(nothing trained)`): " + "; ".join(parts) + "."
-    unknown = [r["seed"] for r in results if "ncompleted" not in r["ngl"] or "ncompleted" not in r["st"]]
+    unknown = [r["seed"] for r in results if "ncompleted" not in r[NGL] or "ncompleted" not in r[OURS]]
     if unknown:
         line += f" Unknown for {_seeds_text(unknown)} (results without completion counts)."
     return line
@@ -185,19 +189,18 @@ def _improvement_cell(results, key):
 
 
 def _aggregate_table(results):
-    from .algorithms import default_n_parents
 
     def both(field):
-        return " | ".join(_mean_std([field(r[key]) for r in results]) for key in ("ngl", "st"))
+        return " | ".join(_mean_std([field(r[key]) for r in results]) for key in (NGL, OURS))
 
-    ratio_time = [r["st"]["wall_time"] / r["ngl"]["wall_time"] for r in results]
-    ratio_evals = [r["st"]["nevals"] / max(r["ngl"]["nevals"], 1) for r in results]
+    ratio_time = [r[OURS]["wall_time"] / r[NGL]["wall_time"] for r in results]
+    ratio_evals = [r[OURS]["nevals"] / max(r[NGL]["nevals"], 1) for r in results]
     # Without generation 0 (both evaluate the same P initial trees) the expected ratio is N/P.
-    later = {key: [sum(row["nevals"] for row in r[key]["curve"][1:]) for r in results] for key in ("ngl", "st")}
-    ratio_later = [s / max(n, 1) for s, n in zip(later["st"], later["ngl"])]
+    later = {key: [sum(row["nevals"] for row in r[key]["curve"][1:]) for r in results] for key in (NGL, OURS)}
+    ratio_later = [s / max(n, 1) for s, n in zip(later[OURS], later[NGL])]
     population, generations = results[0]["population"], results[0]["generations"]
-    n_parents = default_n_parents(population)
-    expected_all = (population + generations * n_parents) / (population + generations * population)
+    n_parents = ALGORITHMS[OURS].evaluations_per_generation(population)
+    expected_all = expected_evaluations(OURS, population, generations) / expected_evaluations(NGL, population, generations)
     return [
         "## Aggregated", "", f"Over {len(results)} seed(s), mean ± std:", "",
         "| quantity | NGL | ours | ours / NGL | thesis (ours / NGL) |",
@@ -206,13 +209,13 @@ def _aggregate_table(results):
         f"| {THESIS_TIME_RATIO['small']:.2f} small, {THESIS_TIME_RATIO['large']:.2f} large |",
         f"| evaluations | {both(lambda a: a['nevals'])} | {_mean_std(ratio_evals)} "
         f"| expected (P+TN)/(P+TP) = {expected_all:.3f} before cache hits and rejections |",
-        f"| evaluations after generation 0 | {_mean_std(later['ngl'])} | {_mean_std(later['st'])} "
+        f"| evaluations after generation 0 | {_mean_std(later[NGL])} | {_mean_std(later[OURS])} "
         f"| {_mean_std(ratio_later)} | N/P = {n_parents / population:.3f} |",
         f"| evaluations saved by the cache | {both(lambda a: a['ncached'])} | | |",
         f"| children rejected by the screen | {both(lambda a: a.get('nrejected', 0))} | | |",
         f"| share of trainings that completed | {both(_completed_share)} | | |",
         f"| best wins | {both(lambda a: _fitness(a['best_fitness'])[0])} | | |",
-        f"| best average improvement | {_improvement_cell(results, 'ngl')} | {_improvement_cell(results, 'st')} | | |",
+        f"| best average improvement | {_improvement_cell(results, NGL)} | {_improvement_cell(results, OURS)} | | |",
         f"| generation of the best | {both(lambda a: a['generation_reached'])} | | |",
     ]
 
@@ -231,7 +234,7 @@ def _time_to_target_section(results):
     for r, t in reached:
         never = t["generation"] is None
         lines.append(
-            f"| {r['seed']} | {_fitness_text(t['target'])} | {_fitness_text(r['st']['best_fitness'])} "
+            f"| {r['seed']} | {_fitness_text(t['target'])} | {_fitness_text(r[OURS]['best_fitness'])} "
             f"| {'never' if never else t['generation']} | {_ratio_text(t['generation_share'])} "
             f"| {'never' if never else format(t['time'], '.1f')} | {_ratio_text(t['time_share'])} "
             f"| {'never' if never else t['trainings']} | {_ratio_text(t['trainings_share'])} |"
@@ -247,7 +250,7 @@ def _time_to_target_summary(reached):
     lines = [f"Median share of NGL's wall time that ours needed to reach the target: {median_text} "
              f"(never reached on {len(never)} of {count} seed(s), counted as +inf"
              + (f": {_seeds_text(never)}" if never else "") + ")."]
-    worse = [r["seed"] for r, _ in reached if _fitness(r["st"]["best_fitness"]) < _fitness(r["ngl"]["best_fitness"])]
+    worse = [r["seed"] for r, _ in reached if _fitness(r[OURS]["best_fitness"]) < _fitness(r[NGL]["best_fitness"])]
     lines.append(f"Ours' final best ≥ NGL's final best on {count - len(worse)} of {count} seed(s)"
                  + (f"; ours ends worse on {_seeds_text(worse)}." if worse else "."))
     initial = [r["seed"] for r, t in reached if t["generation"] == 0]
@@ -260,7 +263,7 @@ def _time_to_target_summary(reached):
 def _best_losses(results):
     lines = ["## Best losses found", "", "| seed | algorithm | expression | formula |", "|---|---|---|---|"]
     for r in results:
-        for key in ("ngl", "st"):
+        for key in (NGL, OURS):
             found = r[key]
             lines.append(f"| {r['seed']} | {_NAMES[key]} | `{found['best_expression']}` | `{found['best_formula']}` |")
     return lines
@@ -320,7 +323,7 @@ def write_report(output, results, heldout, command, environment):
     :param output: the output directory.
     :param results: the list of per-seed result dicts.
     :param heldout: ``{label: {task: {"mean": m, "std": s, "values": [...]}}}`` as made by
-        :func:`~deap_lossgp.benchmark.heldout_table` (labels of found losses start
+        :func:`~deap_lossgp.app.benchmark.heldout_table` (labels of found losses start
         with ``"best of"``), or ``None``.
     :param command: the command that produced the results (shown in the report).
     :param environment: a dict describing versions and machine.
@@ -383,18 +386,18 @@ def _time_to_target_plot(path, results):
         return text if first else None
 
     for r in results:
-        for key in ("ngl", "st"):
+        for key in (NGL, OURS):
             _draw(axes, _cumulative(r[key]["curve"], "time"), _best_so_far(r[key]), key, label(_NAMES[key]))
         t = time_to_target(r)
         if math.isfinite(t["target"][1]):
-            axes[1].axhline(t["target"][1], color=_COLORS["ngl"], linestyle="--", linewidth=0.6, alpha=0.4,
+            axes[1].axhline(t["target"][1], color=_COLORS[NGL], linestyle="--", linewidth=0.6, alpha=0.4,
                             label=label("NGL's final best (target)"))
         if t["generation"] is not None:
             star = label("ours reaches the target")
             for column, axis in enumerate(axes):
                 if math.isfinite(t["best"][column]):
                     axis.plot(t["time"], t["best"][column], marker="*", markersize=9, linestyle="none",
-                              color=_COLORS["st"], label=star if column == 0 else None)
+                              color=_COLORS[OURS], label=star if column == 0 else None)
     return _save(figure, axes, path)
 
 
@@ -419,7 +422,7 @@ def write_plots(output, results):
     paths = []
     for filename, (xlabel, xs) in views.items():
         figure, axes = _two_panels(xlabel)
-        for key in ("ngl", "st"):
+        for key in (NGL, OURS):
             for index, r in enumerate(results):
                 _draw(axes, xs(r[key]["curve"]), _best_so_far(r[key]), key, _NAMES[key] if index == 0 else None)
         paths.append(_save(figure, axes, output / filename))

@@ -4,9 +4,9 @@ The operators are the thesis's (§3.2.3): ``add sub mul neg sqrt log exp sin
 cos`` plus ``div``, which its one-point mutation also draws.  ``div``,
 ``sqrt``, ``log`` and ``exp`` are protected (like gplearn's): they return
 finite values with finite gradients for any finite input, see
-:mod:`deap_lossgp.standalone` for the exact rules.  The primitives carry NumPy
+:mod:`deap_lossgp.gp.standalone` for the exact rules.  The primitives carry NumPy
 implementations so :func:`deap.gp.compile` works on small trees; training
-compiles trees with :func:`deap_lossgp.expression.compile_loss`, which walks the
+compiles trees with :func:`deap_lossgp.gp.expression.compile_loss`, which walks the
 tree and has no depth limit.
 """
 

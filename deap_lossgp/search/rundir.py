@@ -25,7 +25,7 @@ import math
 import os
 import pathlib
 
-from .expression import simplified, to_latex, to_python_source, to_text
+from ..gp.expression import simplified, to_latex, to_python_source, to_text
 
 __all__ = ["RunDirectory", "logbook_rows", "read_records", "count_completed", "describe_statuses"]
 
@@ -194,7 +194,7 @@ class RunDirectory:
         :param individual: the best individual (with a valid fitness).
         :returns: the dict written to ``best.json``.
         """
-        from .expression import canonical_key
+        from ..gp.expression import canonical_key
 
         text = to_text(individual)
         key = canonical_key(text)

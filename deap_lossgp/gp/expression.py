@@ -3,7 +3,7 @@
 Every function here accepts a DEAP tree (an individual or a
 :class:`deap.gp.PrimitiveTree`) or its text, as printed by DEAP, e.g.
 ``"neg(mul(y_true, log(y_pred)))"``.  Text is read by
-:func:`deap_lossgp.standalone.parse`, which never evaluates code, unlike
+:func:`deap_lossgp.gp.standalone.parse`, which never evaluates code, unlike
 :meth:`deap.gp.PrimitiveTree.from_string`.  Nothing walks a tree recursively,
 so trees of any height compile (DEAP's string-``eval`` based
 :func:`deap.gp.compile` fails beyond about 200 nesting levels).
@@ -39,7 +39,7 @@ def program_of(tree):
 
     :param tree: a DEAP tree, an expression string or a parsed program.
     :returns: the list of ``(kind, value)`` entries of
-              :func:`deap_lossgp.standalone.parse`.
+              :func:`deap_lossgp.gp.standalone.parse`.
     """
     if isinstance(tree, str):
         return parse(tree)
@@ -129,7 +129,7 @@ def evaluate_numpy(tree, y_true, y_pred):
 
 def _partials(name, arguments):
     """Partial derivatives of a protected operator, as TensorFlow computes them
-    for :mod:`deap_lossgp.standalone`'s definitions (a clamped input has none)."""
+    for :mod:`deap_lossgp.gp.standalone`'s definitions (a clamped input has none)."""
     tiny, limit = standalone.TINY, standalone.EXP_LIMIT
     if name == "add":
         return 1.0, 1.0

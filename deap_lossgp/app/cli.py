@@ -128,7 +128,7 @@ def _overrides(args):
 
 
 def _cmd_evolve(args):
-    from .runner import make_config
+    from ..search.driver import make_config
 
     config = make_config(preset=args.preset, algorithm=args.algorithm, seed=args.seed, backend=args.backend,
                          workers=args.workers, **_overrides(args))
@@ -142,14 +142,14 @@ def _cmd_evolve(args):
 
 
 def _cmd_resume(args):
-    from .rundir import RunDirectory
+    from ..search.rundir import RunDirectory
 
     config = RunDirectory(args.run_dir).read_config()
     return _search(args, args.run_dir, config)
 
 
 def _search(args, run_dir, config):
-    from .runner import NothingTrainedError, run_search
+    from ..search.driver import NothingTrainedError, run_search
 
     try:
         result = run_search(run_dir, config, progress=not args.quiet, verbose=not args.quiet)
@@ -189,18 +189,18 @@ def _finish(result, output):
 
 def _untrained_statuses(run):
     """``status -> count`` when the run has evaluations but none completed training, else ``None``."""
-    from .rundir import count_completed, read_records
+    from ..search.rundir import count_completed, read_records
 
     completed, statuses = count_completed(read_records(run.records))
     return statuses if statuses and not completed else None
 
 
 def _cmd_evaluate(args):
-    from .fitness import LossFitness
-    from .losses import REFERENCE_EXPRESSIONS
+    from ..fitness import LossFitness
+    from ..gp.losses import REFERENCE_EXPRESSIONS
 
     expression = REFERENCE_EXPRESSIONS.get(args.expression, args.expression)
-    from .standalone import parse
+    from ..gp.standalone import parse
 
     parse(expression)  # a malformed expression is an argument error, before any training
     fitness = LossFitness(preset=args.preset, **_overrides(args))
@@ -243,8 +243,8 @@ def _num(value):
 
 
 def _cmd_export(args):
-    from .expression import to_latex, to_python_source
-    from .rundir import RunDirectory, describe_statuses
+    from ..gp.expression import to_latex, to_python_source
+    from ..search.rundir import RunDirectory, describe_statuses
 
     run = RunDirectory(args.run_dir)
     if not run.best.exists():
@@ -269,7 +269,7 @@ def _cmd_export(args):
 
 
 def _cmd_show(args):
-    from .rundir import RunDirectory, describe_statuses, logbook_rows
+    from ..search.rundir import RunDirectory, describe_statuses, logbook_rows
 
     run = RunDirectory(args.run_dir)
     config = run.read_config()
@@ -277,7 +277,7 @@ def _cmd_show(args):
     print(f"preset:    {config['preset']}  algorithm: {config['algorithm']}  seed: {config['seed']}  "
           f"backend: {config['backend']}")
     if run.checkpoint.exists():
-        from .checkpoint import load_checkpoint
+        from ..checkpoint import load_checkpoint
 
         state = load_checkpoint(run.checkpoint)
         rows = logbook_rows(state["logbook"])
@@ -330,7 +330,7 @@ def main(argv=None):
     :param argv: the arguments (default: ``sys.argv[1:]``).
     :returns: the exit status.
     """
-    from .checkpoint import CheckpointError
+    from ..checkpoint import CheckpointError
 
     args = build_parser().parse_args(argv)
     try:

@@ -1,0 +1,70 @@
+"""Argument checks shared by every layer: one wording for one mistake.
+
+Each check raises :class:`ValueError` with a message that names the
+argument, what it must be and what was given.
+"""
+
+import dataclasses
+import math
+
+__all__ = ["check_int", "check_probability", "check_positive", "from_dict"]
+
+
+def check_int(name, value, minimum):
+    """Require an integer (not a bool) of at least *minimum*.
+
+    :param name: the argument's name, for the message.
+    :param value: the value to check.
+    :param minimum: the smallest admitted value.
+    :returns: *value*.
+    :raises ValueError: otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_probability(name, value):
+    """Require a number (not a bool) in ``[0, 1]``.
+
+    :param name: the argument's name, for the message.
+    :param value: the value to check.
+    :returns: *value*.
+    :raises ValueError: otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return value
+
+
+def check_positive(name, value, above=0.0):
+    """Require a finite number (not a bool) greater than *above*.
+
+    :param name: the argument's name, for the message.
+    :param value: the value to check.
+    :param above: the bound it must exceed.
+    :returns: *value*.
+    :raises ValueError: otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        value > above and math.isfinite(value)
+    ):
+        raise ValueError(f"{name} must be a finite number > {above:g}, got {value!r}")
+    return value
+
+
+def from_dict(cls, data):
+    """Build a dataclass from a dict, naming unknown fields.
+
+    :param cls: the dataclass.
+    :param data: its fields.
+    :returns: ``cls(**data)``.
+    :raises ValueError: on unknown fields (or invalid values, from ``cls``).
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} settings must be a JSON object, got {type(data).__name__}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {', '.join(sorted(fields))}")
+    return cls(**data)

@@ -1,0 +1,228 @@
+"""How a candidate loss is trained and scored: :class:`FitnessConfig`.
+
+It validates on construction and round-trips through JSON (``to_dict`` /
+``from_dict``), so a run stores it next to its results and a resumed run
+is rebuilt from that copy.
+"""
+
+import dataclasses
+import math
+
+from ..checks import check_int, check_positive, check_probability, from_dict
+from ..gp.validity import VALIDITY_RULES
+from .datasets import TaskSpec
+from .models import get_model_builder
+from .scoring import AVERAGING, METRICS
+
+__all__ = ["FitnessConfig", "FITNESS_PRESETS", "fitness_preset"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitnessConfig:
+    """How a candidate loss is trained and scored.
+
+    The default metric is ``accuracy``: the validation accuracy of the model
+    trained with the candidate, relative to the cross-entropy model's.  It is
+    what a loss is chosen for, it cannot be gamed by rescaling the loss (a
+    tiny constant times cross-entropy learns no better, so it cannot win,
+    unlike under the thesis's ``loss`` metric, §4.3), and unlike ``ce`` it
+    does not favour losses whose predictions look like cross-entropy's (on
+    the ``quick`` tasks NGL beats cross-entropy on accuracy but not on
+    ``ce``: its predictions are less confident).  Its granularity is one
+    validation sample, so small differences are ties, which do not count as
+    wins.
+
+    :param tasks: the tasks (dataset names, dicts or
+                  :class:`~deap_lossgp.fitness.TaskSpec`), at least one,
+                  with distinct names.
+    :param model: ``"small_cnn"``, ``"inception_v3"``, a registered name or
+                  ``"package.module:function"``.
+    :param epochs: training epochs per task (>= 1).
+    :param batch_size: samples per step (>= 1).
+    :param learning_rate: Adam's initial learning rate (> 0).
+    :param metric: ``accuracy``, ``ce``, ``loss`` or ``weighted`` (see
+                   :mod:`deap_lossgp.fitness.scoring`).
+    :param averaging: ``thesis`` or ``all``.
+    :param weight: the accuracy's weight in the ``weighted`` metric, in ``[0, 1]``.
+    :param seed: seed of the splits, the initial weights and the batch order
+                 (shared by every candidate and the baseline).
+    :param validation_split: fraction of the training data held out to
+                             measure fitness, in ``(0, 1)`` (the thesis: 0.1).
+    :param threads: TensorFlow threads per evaluation; ``0`` lets TensorFlow
+                    choose.  Results are bit-identical only for the same value.
+    :param max_train_samples: cap on every task's training samples (a cheap
+                              proxy); ``None`` for no cap.
+    :param data_dir: directory of the CIFAR/Fashion-MNIST archives; ``None``
+                     uses Keras's dataset cache.
+    :param chance_after: the first epoch (at least 2) after which a hopeless
+                         training is stopped: training accuracy at chance
+                         level and not rising while cross-entropy's had
+                         clearly left chance level by that epoch
+                         (:func:`~deap_lossgp.fitness.training.is_hopeless`).
+                         The stopped candidate is scored from what it
+                         reached (see :mod:`deap_lossgp.fitness.scoring`).
+                         ``0`` disables the stop.
+    :param validity: ``"screened"`` (default: the thesis's rules plus
+                     finiteness at the edges, a non-zero gradient and the
+                     trainability screen) or ``"thesis"`` (the thesis's rules
+                     unchanged); see :mod:`deap_lossgp.gp.validity`.  It checks
+                     random trees and every child before it is trained.
+    :param divergence_factor: stop a candidate whose training loss grows in
+                              magnitude beyond this multiple of its first
+                              value (> 1).
+    """
+
+    tasks: tuple = ("digits",)
+    model: str = "small_cnn"
+    epochs: int = 6
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    metric: str = "accuracy"
+    averaging: str = "thesis"
+    weight: float = 0.5
+    seed: int = 0
+    validation_split: float = 0.1
+    threads: int = 0
+    max_train_samples: int = None
+    data_dir: str = None
+    chance_after: int = 2
+    divergence_factor: float = 1e4
+    validity: str = "screened"
+
+    def __post_init__(self):
+        tasks = self.tasks
+        if isinstance(tasks, (str, dict, TaskSpec)):
+            tasks = (tasks,)
+        if not isinstance(tasks, (list, tuple)) or not tasks:
+            raise ValueError(f"tasks must be a non-empty list of tasks, got {self.tasks!r}")
+        tasks = tuple(TaskSpec.from_value(task) for task in tasks)
+        names = [task.name for task in tasks]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"task names must be distinct, repeated: {duplicates}; give the tasks a 'name'")
+        object.__setattr__(self, "tasks", tasks)
+        get_model_builder(self.model)
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_positive("learning_rate", self.learning_rate)
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; choose from {', '.join(METRICS)}")
+        if self.averaging not in AVERAGING:
+            raise ValueError(f"unknown averaging {self.averaging!r}; choose from {', '.join(AVERAGING)}")
+        check_probability("weight", self.weight)
+        check_int("seed", self.seed, 0)
+        if isinstance(self.validation_split, bool) or not isinstance(self.validation_split, (int, float)) or not (
+            0.0 < self.validation_split < 1.0
+        ):
+            raise ValueError(f"validation_split must lie in (0, 1), got {self.validation_split!r}")
+        check_int("threads", self.threads, 0)
+        if self.max_train_samples is not None:
+            check_int("max_train_samples", self.max_train_samples, 1)
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            object.__setattr__(self, "data_dir", str(self.data_dir))
+        check_int("chance_after", self.chance_after, 0)
+        check_positive("divergence_factor", self.divergence_factor, above=1.0)
+        if self.validity not in VALIDITY_RULES:
+            raise ValueError(f"unknown validity {self.validity!r}; choose from {', '.join(VALIDITY_RULES)}")
+
+    def resolved_tasks(self):
+        """The tasks with the global ``max_train_samples`` cap applied.
+
+        :returns: a tuple of :class:`~deap_lossgp.fitness.TaskSpec`.
+        """
+        if self.max_train_samples is None:
+            return self.tasks
+        return tuple(
+            dataclasses.replace(task, max_train_samples=min(task.max_train_samples or math.inf, self.max_train_samples))
+            for task in self.tasks
+        )
+
+    def training_arguments(self):
+        """The keyword arguments of :func:`~deap_lossgp.fitness.training.train_model`
+        (and ``train_tasks``) that this configuration fixes.
+
+        :returns: a dict of ``model``, ``epochs``, ``batch_size``,
+                  ``learning_rate``, ``seed`` and ``divergence_factor``.
+        """
+        return {
+            "model": self.model,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "seed": self.seed,
+            "divergence_factor": self.divergence_factor,
+        }
+
+    def replace(self, **overrides):
+        """A copy with some fields changed.
+
+        :param overrides: field values, e.g. ``epochs=2``.
+        :returns: a validated :class:`FitnessConfig`.
+        :raises ValueError: for an unknown field or an invalid value.
+        """
+        fields = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise ValueError(f"unknown fitness setting(s) {unknown}; valid: {', '.join(sorted(fields))}")
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self):
+        """The configuration as a JSON-ready dict.
+
+        :returns: a dict accepted by :meth:`from_dict`.
+        """
+        data = dataclasses.asdict(self)
+        data["tasks"] = [task.to_dict() for task in self.tasks]
+        return data
+
+    @classmethod
+    def from_dict(cls, data):
+        """Rebuild a configuration from :meth:`to_dict`'s output.
+
+        :param data: a dict of fields.
+        :returns: a :class:`FitnessConfig`.
+        :raises ValueError: on unknown fields or invalid values.
+        """
+        return from_dict(cls, data)
+
+
+_QUICK_TASKS = (
+    TaskSpec("digits"),
+    TaskSpec("digits", label_noise=0.4),
+    TaskSpec("digits", max_train_samples=300),
+)
+_PAPER_TASKS = (TaskSpec("cifar10"), TaskSpec("fashion_mnist"), TaskSpec("cifar100"))
+
+
+def _paper(epochs):
+    return FitnessConfig(
+        tasks=_PAPER_TASKS,
+        model="inception_v3",
+        epochs=epochs,
+        batch_size=64,
+        metric="loss",
+        averaging="thesis",
+        # The thesis trains every candidate for all epochs.
+        chance_after=0,
+    )
+
+
+#: The fitness settings of the named presets (see :mod:`deap_lossgp.search.presets`).
+FITNESS_PRESETS = {
+    "quick": FitnessConfig(tasks=_QUICK_TASKS, model="small_cnn", epochs=6, batch_size=32, threads=1),
+    "paper-small": _paper(epochs=6),
+    "paper-large": _paper(epochs=10),
+}
+
+
+def fitness_preset(name, **overrides):
+    """A preset's fitness settings with some fields changed.
+
+    :param name: one of :data:`FITNESS_PRESETS`' names.
+    :param overrides: :class:`FitnessConfig` fields, e.g. ``epochs=2``.
+    :returns: a validated :class:`FitnessConfig`.
+    :raises ValueError: for an unknown preset or field, or an invalid value.
+    """
+    if name not in FITNESS_PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(FITNESS_PRESETS)}")
+    return FITNESS_PRESETS[name].replace(**overrides)

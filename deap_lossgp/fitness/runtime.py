@@ -1,0 +1,96 @@
+"""TensorFlow's process state, owned here and nowhere else.
+
+A process sets TensorFlow's thread pools and deterministic ops once, before
+its first operation.  Everything that trains goes through
+:func:`configure_tensorflow`, and the map backends start their workers with
+:func:`worker_initializer`, so one module decides what a process looks like.
+Importing this module does not import TensorFlow.
+"""
+
+import os
+import warnings
+
+__all__ = ["configure_tensorflow", "configured_threads", "worker_initializer", "auto_threads"]
+
+# The thread count once this process has configured TensorFlow (None: not yet).
+_threads = None
+
+
+def configured_threads():
+    """The thread count this process gave TensorFlow.
+
+    :returns: an int (``0``: TensorFlow's choice), or ``None`` before
+              :func:`configure_tensorflow` ran.
+    """
+    return _threads
+
+
+def configure_tensorflow(threads=0):
+    """Set TensorFlow's thread pools and deterministic ops for this process.
+
+    The first call decides; later calls change nothing, so call it before
+    TensorFlow runs its first operation (a worker's initializer does).  A
+    later call asking for a different count only warns, since thread pools
+    cannot change once TensorFlow runs.
+
+    :param threads: intra- and inter-op threads; ``0`` lets TensorFlow choose
+                    (all cores), or keeps the count this process set earlier
+                    (a worker pool's per-worker share).  Results are
+                    bit-identical only for the same count.
+    :returns: ``None``.
+    :raises ValueError: if ``threads`` is negative.
+    """
+    global _threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads must be a non-negative integer (0 = TensorFlow's choice), got {threads!r}")
+    if _threads is not None:
+        if threads not in (0, _threads):
+            warnings.warn(
+                f"TensorFlow is already running with {_threads or 'default'} threads in this process; cannot "
+                f"switch to {threads}. Call configure_tensorflow() once, before any TensorFlow operation.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        _threads = threads
+    except RuntimeError:
+        _threads = tf.config.threading.get_intra_op_parallelism_threads()
+        if threads not in (0, _threads):
+            warnings.warn(
+                f"TensorFlow is already running with {_threads or 'default'} threads; cannot switch to {threads}. "
+                "Call configure_tensorflow() before any TensorFlow operation.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+
+def auto_threads(workers):
+    """TensorFlow threads per worker when *workers* processes share this machine.
+
+    :param workers: the number of worker processes on this machine.
+    :returns: ``max(1, cores // workers)``.
+    """
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def worker_initializer(tf_threads):
+    """Configure a worker process before its first task.
+
+    :param tf_threads: an int, ``"auto"`` (this host's cores shared by
+                       SCOOP's workers) or ``None`` to leave TensorFlow alone
+                       (no import, for evaluators that do not train).
+    :returns: ``None``.
+    """
+    if tf_threads is None or _threads is not None:
+        return
+    if tf_threads == "auto":
+        import scoop
+
+        tf_threads = auto_threads(getattr(scoop, "SIZE", None) or 1)
+    configure_tensorflow(tf_threads)

@@ -1,0 +1,334 @@
+"""The one search driver: what ``deap-lossgp evolve`` and the benchmark run.
+
+:func:`make_config` resolves a preset and its overrides once, into a
+JSON-ready configuration that the run directory stores (``config.json``).
+:func:`run_search` rebuilds everything from that configuration alone (never
+from today's preset code, so a resumed run keeps its settings): the fitness,
+the toolbox and the map backend; it runs the chosen algorithm with a
+checkpoint in the run directory (resuming if one exists) and writes the run
+directory's results (see :mod:`deap_lossgp.search.rundir`).  A DEAP user
+writing their own script does not need this module: it only wires together
+the public pieces.
+"""
+
+import dataclasses
+import platform
+import random
+import time
+
+import numpy
+
+from .. import algorithms
+from ..algorithms import default_n_parents
+from ..fitness.config import FitnessConfig
+from .presets import SearchConfig, get_preset
+from .rundir import RunDirectory, count_completed, describe_statuses, read_records
+
+__all__ = [
+    "Algorithm",
+    "ALGORITHMS",
+    "make_config",
+    "resolve_config",
+    "initial_population",
+    "run_search",
+    "expected_evaluations",
+    "fitness_statistics",
+    "ProgressMap",
+    "NothingTrainedError",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+    """A search algorithm under its one name.
+
+    :param name: the name used by the CLI, ``config.json``, the benchmark's
+                 results and reports.
+    :param function: the ``eaX`` function of :mod:`deap_lossgp.algorithms`.
+    :param label: how reports name it.
+    """
+
+    name: str
+    function: object
+    label: str
+
+    def keywords(self, search):
+        """The function's keyword arguments that a :class:`SearchConfig` fixes.
+
+        :param search: a :class:`SearchConfig`.
+        :returns: a dict.
+        """
+        keywords = {"mutpb_subtree": search.mutpb_subtree, "mutpb_point": search.mutpb_point}
+        if self.function is algorithms.eaNGL:
+            keywords["cxpb_archive"] = search.crossover_pb
+        return keywords
+
+    def evaluations_per_generation(self, population):
+        """How many children a generation evaluates at most.
+
+        :param population: the population size P.
+        :returns: P for NGL, N = 3P/8 for the thesis's Algorithm 1.
+        """
+        return population if self.function is algorithms.eaNGL else default_n_parents(population)
+
+
+#: The algorithms by name.
+ALGORITHMS = {
+    "sample-tournament": Algorithm("sample-tournament", algorithms.eaSampleTournament, "ours (eaSampleTournament)"),
+    "ngl": Algorithm("ngl", algorithms.eaNGL, "NGL (eaNGL)"),
+}
+
+
+def make_config(preset="quick", algorithm="sample-tournament", seed=0, backend="process", workers=None, **overrides):
+    """Validate and assemble a search configuration.
+
+    :param preset: preset name (see :mod:`deap_lossgp.search.presets`).
+    :param algorithm: ``"sample-tournament"`` (thesis Algorithm 1) or ``"ngl"``.
+    :param seed: seed of the search (Python's and NumPy's global generators).
+    :param backend: ``"serial"``, ``"process"`` or ``"scoop"``.
+    :param workers: worker processes for ``"process"`` (default: CPU cores).
+    :param overrides: preset fields to override (e.g. ``population=4``,
+                      ``epochs=2``).
+    :returns: a JSON-serialisable dict.
+    :raises ValueError: on an unknown algorithm, preset or field, or a bad value.
+    """
+    from .parallel import BACKENDS
+
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    resolved = get_preset(preset, **overrides)  # validates every field now, not mid-run
+    return {
+        "preset": preset,
+        "overrides": overrides,
+        "algorithm": algorithm,
+        "seed": int(seed),
+        "backend": backend,
+        "workers": workers,
+        "resolved": {"fitness": resolved.fitness.to_dict(), "search": resolved.search.to_dict()},
+        "versions": _versions(),
+    }
+
+
+def _versions():
+    import deap
+
+    from .. import __version__
+
+    return {"deap_lossgp": __version__, "deap": deap.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def resolve_config(config):
+    """The fitness and search settings a configuration stored.
+
+    :param config: a dict from :func:`make_config` (e.g. a run's ``config.json``).
+    :returns: ``(FitnessConfig, SearchConfig)``.
+    :raises ValueError: if the configuration lacks them or holds invalid values.
+    """
+    resolved = config.get("resolved") if isinstance(config, dict) else None
+    if not isinstance(resolved, dict) or not {"fitness", "search"} <= set(resolved):
+        raise ValueError("the configuration has no 'resolved' fitness and search settings; "
+                         "it was not written by make_config (start the run again with 'evolve')")
+    return FitnessConfig.from_dict(resolved["fitness"]), SearchConfig.from_dict(resolved["search"])
+
+
+def expected_evaluations(algorithm, population, generations):
+    """How many evaluations a search runs at most (before cache hits and rejections).
+
+    :param algorithm: a name of :data:`ALGORITHMS`.
+    :param population: population size P.
+    :param generations: number of generations.
+    :returns: the count, for progress bars and ETAs.
+    """
+    return population + generations * ALGORITHMS[algorithm].evaluations_per_generation(population)
+
+
+def fitness_statistics():
+    """Statistics of the two fitness values, one logbook chapter each, and of the best.
+
+    :returns: a :class:`deap.tools.MultiStatistics` with chapters ``wins``
+              and ``improvement``, each recording ``max`` and ``median``, and
+              ``best``, recording as ``max`` the population's best fitness
+              ``[wins, improvement]`` (ranked wins first; both algorithms
+              keep the best, so it is the best so far).
+    """
+    from deap import tools
+
+    stats = tools.MultiStatistics(
+        wins=tools.Statistics(lambda ind: ind.fitness.values[0]),
+        improvement=tools.Statistics(lambda ind: ind.fitness.values[1]),
+    )
+    stats.register("max", numpy.max)
+    stats.register("median", numpy.median)
+    stats["best"] = tools.Statistics(lambda ind: tuple(ind.fitness.values))
+    stats["best"].register("max", lambda fits: list(max(fits)))
+    return stats
+
+
+class ProgressMap:
+    """Wrap a map backend to advance a progress bar as evaluations finish.
+
+    Items are mapped in chunks of ``chunk`` (the number of workers), so the
+    bar moves while a generation is evaluated and parallelism is kept.
+
+    :param inner: the map to wrap.
+    :param bar: a :class:`tqdm.tqdm` bar (or ``None`` for no bar).
+    :param chunk: items per chunk.
+    """
+
+    def __init__(self, inner, bar, chunk):
+        self.inner = inner
+        self.bar = bar
+        self.chunk = max(1, chunk)
+
+    def __call__(self, function, iterable):
+        """Map ``function`` over ``iterable`` with the wrapped map.
+
+        :param function: the function to apply.
+        :param iterable: the items.
+        :returns: the list of results, in order.
+        """
+        items = list(iterable)
+        results = []
+        for start in range(0, len(items), self.chunk):
+            results.extend(self.inner(function, items[start:start + self.chunk]))
+            if self.bar is not None:
+                self.bar.update(len(items[start:start + self.chunk]))
+        return results
+
+    def close(self):
+        """Close the wrapped map.
+
+        :returns: ``None``.
+        """
+        self.inner.close()
+
+
+class NothingTrainedError(RuntimeError):
+    """A search finished, but no candidate loss completed training.
+
+    :func:`run_search` raises it instead of exporting a "best" loss that was
+    never trained to the end (every evaluation was stopped, failed or
+    rejected; see :func:`~deap_lossgp.search.rundir.count_completed`).  The run
+    directory keeps ``config.json``, the checkpoint, ``evaluations.jsonl``
+    and ``logbook.csv``, but gets no ``best.json`` or ``best_loss.py``; the
+    search's results are kept on the exception, as attributes named like the
+    parameters.
+
+    :param statuses: ``status -> number of evaluations`` over the whole run.
+    :param population: the final population.
+    :param logbook: the search's :class:`deap.tools.Logbook`.
+    :param halloffame: the search's :class:`deap.tools.HallOfFame`.
+    :param elapsed_seconds: the algorithm's wall time.
+
+    .. attribute:: evaluations
+
+       The number of evaluations of the run (cache hits excluded).
+    """
+
+    def __init__(self, statuses, population, logbook, halloffame, elapsed_seconds):
+        self.statuses = dict(statuses)
+        self.elapsed_seconds = elapsed_seconds
+        self.evaluations = sum(self.statuses.values())
+        self.population = population
+        self.logbook = logbook
+        self.halloffame = halloffame
+        super().__init__(f"no candidate completed training ({describe_statuses(self.statuses)})")
+
+
+def initial_population(config, fitness=None):
+    """The initial population of a configuration's search, seeded by its ``seed``.
+
+    :param config: a dict from :func:`make_config`.
+    :param fitness: the evaluator whose validity rule random trees must pass
+                    (default: a :class:`~deap_lossgp.fitness.LossFitness` of
+                    the configuration).
+    :returns: a list of P valid individuals.
+    """
+    from ..fitness import LossFitness
+    from .toolbox import make_toolbox
+
+    fitness_config, search = resolve_config(config)
+    fitness = LossFitness(preset=fitness_config) if fitness is None else fitness
+    random.seed(config["seed"])
+    numpy.random.seed(config["seed"])
+    return make_toolbox(search=search, fitness=fitness).population(n=search.population)
+
+
+def run_search(run_dir, config, population=None, stream=None, progress=True, verbose=True):
+    """Run (or resume) the search described by ``config`` in ``run_dir``.
+
+    Everything is rebuilt from ``config`` (:func:`resolve_config`); it is
+    written to ``config.json`` when the directory has none.
+
+    :param run_dir: the run directory (created if missing).
+    :param config: a dict from :func:`make_config` (or a run's ``config.json``).
+    :param population: the initial population; default
+                       :func:`initial_population` (it is seeded by the
+                       configuration's ``seed``).
+    :param stream: a label that reseeds Python's random stream after the
+                   initial population exists (``"<seed>-<stream>"``), so
+                   several algorithms started from one population draw
+                   streams of their own, whatever their order.
+    :param progress: show a progress bar over evaluations.
+    :param verbose: print the logbook line of every generation.
+    :returns: ``(population, logbook, halloffame, best_dict)``; ``best_dict``
+              also holds ``elapsed_seconds``, the algorithm's wall time.
+    :raises NothingTrainedError: if no evaluation of the run completed
+                                 training (``logbook.csv`` is written, the
+                                 best loss is not).
+    """
+    import os
+
+    from deap import tools
+    from tqdm.auto import tqdm
+
+    from ..fitness import LossFitness
+    from .parallel import get_map
+    from .toolbox import make_toolbox
+
+    fitness_config, search = resolve_config(config)
+    algorithm = ALGORITHMS[config["algorithm"]]
+    run = RunDirectory(run_dir).create()
+    if not run.config.exists():
+        run.write_config(config)
+    fitness = LossFitness(preset=fitness_config, records_path=str(run.records))
+    # Baselines first, in this process, so workers never train them concurrently.
+    fitness.prepare()
+    if population is None:
+        population = initial_population(config, fitness)
+    if stream is not None:
+        random.seed(f"{config['seed']}-{stream}")
+        numpy.random.seed(config["seed"])
+
+    workers = config["workers"] or os.cpu_count() or 1
+    inner = get_map(config["backend"], workers=config["workers"])
+    total = expected_evaluations(algorithm.name, search.population, search.generations)
+    bar = tqdm(total=total, desc="evaluations", unit="eval", disable=not progress, dynamic_ncols=True)
+    mapper = ProgressMap(inner, bar, chunk=workers if config["backend"] != "serial" else 1)
+    toolbox = make_toolbox(search=search, fitness=fitness, map=mapper)
+
+    halloffame = tools.HallOfFame(1)
+    started = time.perf_counter()
+    try:
+        population, logbook = algorithm.function(
+            population, toolbox, search.generations, stats=fitness_statistics(), halloffame=halloffame,
+            verbose=verbose, checkpoint=str(run.checkpoint), **algorithm.keywords(search))
+    finally:
+        elapsed = time.perf_counter() - started
+        bar.close()
+        mapper.close()
+    run.write_logbook(logbook)
+    # The whole run's records, so a resumed run counts what earlier sessions trained.
+    completed, statuses = count_completed(read_records(run.records))
+    if not completed:
+        # The hall of fame still holds an individual, but it was never trained to the end.
+        raise NothingTrainedError(statuses, population, logbook, halloffame, elapsed)
+    best = run.write_best(halloffame[0])
+    best["elapsed_seconds"] = elapsed
+    return population, logbook, halloffame, best

@@ -1,0 +1,204 @@
+"""Named configurations of a loss search: ``quick``, ``paper-small``, ``paper-large``.
+
+A :class:`Preset` holds the fitness settings
+(:class:`~deap_lossgp.fitness.FitnessConfig`: tasks, model, training,
+scoring; :data:`~deap_lossgp.fitness.config.FITNESS_PRESETS`) and the search
+settings (:class:`SearchConfig`:
+population, generations, variation probabilities, tree sizes).  Both
+validate on construction and round-trip through JSON (``to_dict`` /
+``from_dict``), so a run can store its configuration next to its results.
+
+``quick``
+    Bundled digits, a small CNN, 6 epochs: one evaluation (three trainings)
+    takes seconds on a laptop CPU.  Three tasks, so that "wins" mean
+    something: clean digits, digits with 40 % of the training labels flipped
+    (robustness to label noise) and digits with 300 training samples (data
+    efficiency): settings where the choice of loss matters.
+``paper-small`` / ``paper-large``
+    The thesis's experiments (Table 4.1): CIFAR-10, Fashion-MNIST and
+    CIFAR-100, InceptionV3 from scratch, batch size 64, 6 / 10 epochs,
+    4 / 12 generations of 8 trees, and its metric (loss values, Algorithm 3
+    averaging).  Meant for a GPU.  Override ``metric="accuracy"`` to avoid
+    the thesis's §4.3 failure.
+
+Override any field by name: ``get_preset("quick", epochs=2, population=12)``.
+"""
+
+import dataclasses
+import math
+
+from ..checks import check_int, check_probability, from_dict
+from ..fitness.config import FITNESS_PRESETS, FitnessConfig
+
+__all__ = ["SearchConfig", "Preset", "PRESETS", "get_preset"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """Parameters of the genetic programming search (thesis Algorithm 1).
+
+    :param population: number of trees ``P`` (>= 2; the thesis: 8).
+    :param generations: number of generations ``T`` (>= 1).
+    :param crossover_pb: ``Cr``, probability to cross with another selected
+                         tree instead of a new random one.
+    :param mutpb_subtree: ``M_ST``, probability of a subtree mutation.
+    :param mutpb_point: ``M_N``, probability of a one-point mutation.
+    :param init_min_height: minimum height of random trees (>= 1).
+    :param init_max_height: maximum height of random trees.
+    :param max_height: height limit of trees made by variation.
+    :param max_size: node-count limit of trees made by variation.
+    :param constant_range: ``(low, high)`` of random constants.
+    """
+
+    population: int = 8
+    generations: int = 4
+    crossover_pb: float = 0.5
+    mutpb_subtree: float = 0.3
+    mutpb_point: float = 0.1
+    init_min_height: int = 2
+    init_max_height: int = 6
+    max_height: int = 17
+    max_size: int = 60
+    constant_range: tuple = (-1.0, 1.0)
+
+    def __post_init__(self):
+        check_int("population", self.population, 2)
+        check_int("generations", self.generations, 1)
+        for name in ("crossover_pb", "mutpb_subtree", "mutpb_point"):
+            check_probability(name, getattr(self, name))
+        check_int("init_min_height", self.init_min_height, 1)
+        check_int("init_max_height", self.init_max_height, self.init_min_height)
+        check_int("max_height", self.max_height, self.init_max_height)
+        check_int("max_size", self.max_size, 1)
+        try:
+            low, high = (float(v) for v in self.constant_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"constant_range must be (low, high), got {self.constant_range!r}") from None
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"constant_range must be finite (low, high) with low < high, got {self.constant_range!r}")
+        object.__setattr__(self, "constant_range", (low, high))
+
+    def to_dict(self):
+        """The configuration as a JSON-ready dict.
+
+        :returns: a dict accepted by :meth:`from_dict`.
+        """
+        data = dataclasses.asdict(self)
+        data["constant_range"] = list(self.constant_range)
+        return data
+
+    @classmethod
+    def from_dict(cls, data):
+        """Rebuild a configuration from :meth:`to_dict`'s output.
+
+        :param data: a dict of fields.
+        :returns: a :class:`SearchConfig`.
+        :raises ValueError: on unknown fields or invalid values.
+        """
+        return from_dict(cls, data)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named pair of fitness and search settings.
+
+    :param name: the preset's name.
+    :param description: one line saying what it is for.
+    :param fitness: a :class:`FitnessConfig`.
+    :param search: a :class:`SearchConfig`.
+    """
+
+    name: str
+    description: str
+    fitness: FitnessConfig
+    search: SearchConfig
+
+    def to_dict(self):
+        """The preset as a JSON-ready dict.
+
+        :returns: a dict accepted by :meth:`from_dict`.
+        """
+        return {
+            "name": self.name,
+            "description": self.description,
+            "fitness": self.fitness.to_dict(),
+            "search": self.search.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        """Rebuild a preset from :meth:`to_dict`'s output.
+
+        :param data: a dict with ``name``, ``description``, ``fitness``, ``search``.
+        :returns: a :class:`Preset`.
+        :raises ValueError: on unknown or missing fields or invalid values.
+        """
+        missing = sorted({"name", "description", "fitness", "search"} - set(data))
+        if missing:
+            raise ValueError(f"preset dict lacks {missing}")
+        return from_dict(
+            cls,
+            {
+                **data,
+                "fitness": FitnessConfig.from_dict(data["fitness"]),
+                "search": SearchConfig.from_dict(data["search"]),
+            },
+        )
+
+
+def _paper(name, generations):
+    scale = name.split("-")[1]
+    fitness = FITNESS_PRESETS[name]
+    return Preset(
+        name=name,
+        description=(
+            f"the thesis's {scale}-scale experiment: CIFAR-10, Fashion-MNIST, CIFAR-100, "
+            f"InceptionV3, {fitness.epochs} epochs, {generations} generations, loss-value metric (GPU)"
+        ),
+        fitness=fitness,
+        search=SearchConfig(generations=generations),
+    )
+
+
+#: The named presets.
+PRESETS = {
+    "quick": Preset(
+        name="quick",
+        description="bundled digits (clean, 40 % label noise, 300 samples), small CNN, 6 epochs: seconds on a CPU",
+        fitness=FITNESS_PRESETS["quick"],
+        search=SearchConfig(generations=4),
+    ),
+    "paper-small": _paper("paper-small", generations=4),
+    "paper-large": _paper("paper-large", generations=12),
+}
+
+_FITNESS_FIELDS = {f.name for f in dataclasses.fields(FitnessConfig)}
+_SEARCH_FIELDS = {f.name for f in dataclasses.fields(SearchConfig)}
+
+
+def get_preset(name, **overrides):
+    """A preset with some fields changed.
+
+    Each override goes to the section that has the field.
+
+    :param name: one of :data:`PRESETS`' names.
+    :param overrides: field values, e.g. ``epochs=2`` or ``population=12``.
+    :returns: a validated :class:`Preset`.
+    :raises ValueError: for an unknown preset or field name, or an invalid value.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    unknown = sorted(set(overrides) - _FITNESS_FIELDS - _SEARCH_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"unknown setting(s) {unknown}; fitness settings: {', '.join(sorted(_FITNESS_FIELDS))}; "
+            f"search settings: {', '.join(sorted(_SEARCH_FIELDS))}"
+        )
+    preset = PRESETS[name]
+    fitness = {k: v for k, v in overrides.items() if k in _FITNESS_FIELDS}
+    search = {k: v for k, v in overrides.items() if k in _SEARCH_FIELDS}
+    return dataclasses.replace(
+        preset,
+        fitness=dataclasses.replace(preset.fitness, **fitness),
+        search=dataclasses.replace(preset.search, **search),
+    )
