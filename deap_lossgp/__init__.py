@@ -21,7 +21,16 @@ Importing it does not import TensorFlow; training does.
 
 from .algorithms import Evaluation, default_n_parents, eaNGL, eaSampleTournament
 from .fitness import FitnessConfig, LossFitness
-from .gp.expression import compile_loss, from_string, simplified, to_latex, to_python_source, to_text
+from .gp.expression import (
+    compile_loss,
+    from_string,
+    simplified,
+    to_formula,
+    to_latex,
+    to_python_source,
+    to_string,
+    to_text,
+)
 from .gp.losses import (
     REFERENCE_EXPRESSIONS,
     REFERENCE_LOSSES,
@@ -31,6 +40,7 @@ from .gp.losses import (
     ngl_loss,
     reference_tree,
     symmetric_cross_entropy,
+    symmetric_crossentropy,
 )
 from .gp.operators import (
     add_bloat_limits,
@@ -54,6 +64,8 @@ __all__ = [
     "make_pset",
     "compile_loss",
     "from_string",
+    "to_string",
+    "to_formula",
     "to_text",
     "simplified",
     "to_latex",
@@ -72,6 +84,7 @@ __all__ = [
     "categorical_crossentropy",
     "ngl_loss",
     "focal_loss",
+    "symmetric_crossentropy",
     "symmetric_cross_entropy",
     "baikal_loss",
     "REFERENCE_LOSSES",

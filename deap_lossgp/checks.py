@@ -1,4 +1,5 @@
-"""Argument checks shared by every layer: one wording for one mistake.
+"""Argument checks shared by every layer (one wording for one mistake), and
+deprecation aliases for renamed public functions.
 
 Each check raises :class:`ValueError` with a message that names the
 argument, what it must be and what was given.
@@ -6,8 +7,9 @@ argument, what it must be and what was given.
 
 import dataclasses
 import math
+import warnings
 
-__all__ = ["check_int", "check_probability", "check_positive", "from_dict"]
+__all__ = ["check_int", "check_probability", "check_positive", "from_dict", "deprecated_alias"]
 
 
 def check_int(name, value, minimum):
@@ -68,3 +70,19 @@ def from_dict(cls, data):
     if unknown:
         raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {', '.join(sorted(fields))}")
     return cls(**data)
+
+
+def deprecated_alias(old, new):
+    """A function named *old* that warns and calls *new*, for a renamed public function.
+
+    :param old: the former name.
+    :param new: the function that replaces it.
+    :returns: the alias.
+    """
+    def alias(*args, **kwargs):
+        warnings.warn(f"{old} is deprecated; use {new.__name__}", DeprecationWarning, stacklevel=2)
+        return new(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old
+    alias.__doc__ = f"Deprecated alias of :func:`{new.__name__}`."
+    return alias

@@ -24,7 +24,7 @@ import numpy
 from deap import base, creator, gp, tools
 
 from deap_lossgp.algorithms import eaNGL, eaSampleTournament
-from deap_lossgp.gp.expression import simplified, to_python_source, to_text
+from deap_lossgp.gp.expression import to_formula, to_python_source, to_string
 from deap_lossgp.fitness import LossFitness
 from deap_lossgp.gp.operators import add_bloat_limits, cxNewRandomParent, mutOnePoint, selSampleTournament
 from deap_lossgp.search.parallel import get_map
@@ -100,8 +100,8 @@ def main():
 
     best = halloffame[0]
     wins, improvement = best.fitness.values
-    print(f"best loss:   {to_text(best)}")
-    print(f"formula:     {simplified(best)}")
+    print(f"best loss:   {to_string(best)}")
+    print(f"formula:     {to_formula(best)}")
     print(f"fitness:     {wins:g} task(s) won, average improvement {improvement:+.4f}")
     print(f"evaluations: {sum(logbook.select('nevals'))} run, {sum(logbook.select('ncached'))} from the cache")
     if args.export:

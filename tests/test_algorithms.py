@@ -6,7 +6,6 @@ The helpers at the top (``cheap_fitness``, ``CachingFitness``,
 tests, which import this module.
 """
 
-import functools
 import random
 
 import numpy

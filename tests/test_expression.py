@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from deap import gp
 
-from deap_lossgp import compile_loss, from_string, make_pset, simplified, to_latex, to_python_source, to_text
+from deap_lossgp import compile_loss, from_string, make_pset, to_formula, to_latex, to_python_source, to_string
 from deap_lossgp.gp.expression import canonical_key, evaluate_numpy, to_sympy
 
 PSET = make_pset()
@@ -23,7 +23,7 @@ def test_text_round_trip_of_random_trees():
     for _ in range(200):
         tree = gp.PrimitiveTree(gp.genHalfAndHalf(PSET, 1, 6))
         back = from_string(str(tree), PSET)
-        assert str(back) == str(tree) == to_text(tree)
+        assert str(back) == str(tree) == to_string(tree)
         y_true, y_pred = np.eye(3, dtype=np.float32), np.full((3, 3), 0.3, np.float32)
         np.testing.assert_array_equal(evaluate_numpy(back, y_true, y_pred), evaluate_numpy(tree, y_true, y_pred))
 
@@ -115,9 +115,9 @@ def test_formulas_sympy_latex():
     expr = to_sympy("neg(mul(y_true, log(y_pred)))")
     y_true, y_pred = sympy.symbols("y_true y_pred")
     assert sympy.simplify(expr + y_true * sympy.log(y_pred)) == 0
-    assert simplified("add(y_pred, y_pred)") == "2*y_pred"
+    assert to_formula("add(y_pred, y_pred)") == "2*y_pred"
     assert "\\log" in to_latex("neg(mul(y_true, log(y_pred)))")
-    assert simplified(nested(100))  # large trees are tidied, not simplified, and still print
+    assert to_formula(nested(100))  # large trees are tidied, not to_formula, and still print
 
 
 def test_standalone_source_imports_without_deap_lossgp(tmp_path):
@@ -155,5 +155,29 @@ def test_bad_class_name_rejected():
 
 
 def test_protected_constants_fold_to_real_numbers_in_formulas():
-    assert "I" not in simplified("add(sqrt(-0.25), y_pred)")
-    assert simplified("add(sqrt(-0.25), y_pred)") == "y_pred + 0.5"
+    assert "I" not in to_formula("add(sqrt(-0.25), y_pred)")
+    assert to_formula("add(sqrt(-0.25), y_pred)") == "y_pred + 0.5"
+
+
+def test_compile_loss_takes_deaps_calling_shape_and_checks_its_arguments():
+    from deap_lossgp import compile_loss, make_pset
+
+    pset = make_pset(["add", "mul", "log", "neg"])
+    loss = compile_loss("neg(mul(y_true, log(y_pred)))", pset, name="ce_tree")
+    assert loss.name == "ce_tree"
+    with pytest.raises(ValueError, match=r"uses \['sin'\], which the primitive set 'LOSS' lacks"):
+        compile_loss("sin(mul(y_true, y_pred))", pset)
+    with pytest.raises(ValueError, match="pset must be a deap.gp.PrimitiveSet.*name="):
+        compile_loss("neg(y_pred)", "my_loss")
+    with pytest.raises(ValueError, match="name must be a non-empty string"):
+        compile_loss("neg(y_pred)", None, 5)
+
+
+def test_renamed_functions_keep_their_old_names_with_a_warning():
+    import deap_lossgp
+
+    pairs = [("to_text", "to_string", "add(y_true, y_pred)"), ("simplified", "to_formula", "add(y_pred, y_pred)")]
+    for old, new, text in pairs:
+        with pytest.warns(DeprecationWarning, match=f"{old} is deprecated; use {new}"):
+            assert getattr(deap_lossgp, old)(text) == getattr(deap_lossgp, new)(text)
+    assert deap_lossgp.symmetric_cross_entropy.__doc__ == "Deprecated alias of :func:`symmetric_crossentropy`."

@@ -27,7 +27,7 @@ import json
 import os
 import time
 
-from ..gp.expression import canonical_key, compile_loss, to_text
+from ..gp.expression import canonical_key, compile_loss, to_string
 from ..gp.validity import verdict
 from .baseline import get_baseline
 from .datasets import load_task
@@ -134,7 +134,7 @@ class LossFitness:
 
     def _new_record(self, individual, start):
         try:
-            expression, key = to_text(individual), self.key(individual)
+            expression, key = to_string(individual), self.key(individual)
         except ValueError:  # unreadable text: the validity check says why
             expression, key = str(individual), None
         return {

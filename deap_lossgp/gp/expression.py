@@ -15,11 +15,12 @@ import inspect
 import numpy
 from deap import gp
 
+from ..checks import deprecated_alias
 from . import standalone
 from .standalone import ARGUMENTS, OPERATORS, parse
 
 __all__ = [
-    "to_text",
+    "to_string",
     "program_of",
     "from_string",
     "compile_loss",
@@ -27,6 +28,8 @@ __all__ = [
     "value_and_gradient",
     "canonical_key",
     "to_sympy",
+    "to_formula",
+    "to_text",
     "simplified",
     "to_latex",
     "to_python_source",
@@ -74,7 +77,7 @@ def _format(program):
     return parts[0]
 
 
-def to_text(tree):
+def to_string(tree):
     """The expression text of a tree (DEAP's format), normalised.
 
     :param tree: a DEAP tree or an expression string.
@@ -209,18 +212,35 @@ def value_and_gradient(tree, y_true, y_pred):
     return result.astype(y_pred.dtype, copy=False), gradient.astype(y_pred.dtype, copy=False)
 
 
-def compile_loss(tree, name="evolved_loss"):
+def compile_loss(tree, pset=None, name="evolved_loss"):
     """Compile a tree into a Keras loss for ``model.compile(loss=...)``.
 
-    The expression is applied element-wise, averaged over classes and then
-    over the batch.  The result is a registered, serialisable
-    :class:`keras.losses.Loss` whose config holds the expression.
+    Called like :func:`deap.gp.compile` (``compile_loss(expr, pset)``), but it
+    walks the tree, so trees of any height compile.  The expression is
+    applied element-wise, averaged over classes and then over the batch.
+    The result is a registered, serialisable :class:`keras.losses.Loss`
+    whose config holds the expression.
 
     :param tree: a DEAP tree or an expression string.
-    :param name: the loss name Keras shows.
+    :param pset: the primitive set the tree was built from, optional; when
+                 given, every operator of the tree must belong to it.
+    :param name: the loss name Keras shows (a string).
     :returns: a ``deap_lossgp>ExpressionLoss`` instance.
+    :raises ValueError: for an unreadable tree, an operator missing from
+                        *pset*, or a non-string *name*.
     """
-    return standalone.ExpressionLoss(expression=to_text(tree), name=name)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}; pass the primitive set as the second argument")
+    if pset is not None and not hasattr(pset, "mapping"):
+        raise ValueError(f"pset must be a deap.gp.PrimitiveSet, got {type(pset).__name__}; "
+                         "give the loss name as name=...")
+    program = program_of(tree)
+    if pset is not None:
+        unknown = sorted({value for kind, value in program if kind == "op" and value not in pset.mapping})
+        if unknown:
+            raise ValueError(f"the tree uses {unknown}, which the primitive set {pset.name!r} lacks; "
+                             "compile it with the set it was built from")
+    return standalone.ExpressionLoss(expression=_format(program), name=name)
 
 
 def probe_batch(seed=0, batch=16, classes=10, dtype="float32"):
@@ -328,7 +348,7 @@ def _readable(tree, digits):
     return expr.xreplace({f: sympy.Float(f, digits) for f in expr.atoms(sympy.Float)})
 
 
-def simplified(tree, digits=5):
+def to_formula(tree, digits=5):
     """A simplified, human-readable formula of a tree.
 
     :param tree: a DEAP tree or an expression string.
@@ -365,7 +385,7 @@ def to_python_source(tree, class_name="EvolvedLoss", package="evolved_losses"):
     """
     if not class_name.isidentifier():
         raise ValueError(f"class_name must be a Python identifier, got {class_name!r}")
-    text = to_text(tree)
+    text = to_string(tree)
     source = inspect.getsource(standalone)
     replacements = {
         "EXPRESSION = None\n": f"EXPRESSION = {text!r}\n",
@@ -378,7 +398,7 @@ def to_python_source(tree, class_name="EvolvedLoss", package="evolved_losses"):
         source = source.replace(old, new, 1)
     header = (
         f'"""Evolved loss, exported by deap_lossgp.\n\n'
-        f"Formula (protected operators shown plain): {simplified(text)}\n\n"
+        f"Formula (protected operators shown plain): {to_formula(text)}\n\n"
         f"Usage::\n\n    from best_loss import {class_name}\n"
         f"    model.compile(optimizer='adam', loss={class_name}(), metrics=['accuracy'])\n"
         f'"""\n'
@@ -386,3 +406,7 @@ def to_python_source(tree, class_name="EvolvedLoss", package="evolved_losses"):
     return header + source[source.index('"""', 3) + 3:].lstrip("\n")
 
 
+
+
+to_text = deprecated_alias("to_text", to_string)
+simplified = deprecated_alias("simplified", to_formula)

@@ -9,12 +9,14 @@ so the two differ by the factor C (the number of classes), which does not
 change what a model learns with Adam.
 """
 
+from ..checks import deprecated_alias
 
 __all__ = [
     "NGL_ALPHA",
     "categorical_crossentropy",
     "ngl_loss",
     "focal_loss",
+    "symmetric_crossentropy",
     "symmetric_cross_entropy",
     "baikal_loss",
     "REFERENCE_LOSSES",
@@ -82,7 +84,7 @@ def focal_loss(y_true, y_pred, gamma=2.0):
     return -ops.sum(y_true * ops.power(1.0 - y_pred, gamma) * ops.log(y_pred), axis=-1)
 
 
-def symmetric_cross_entropy(y_true, y_pred, alpha=0.1, beta=1.0, label_floor=1e-4):
+def symmetric_crossentropy(y_true, y_pred, alpha=0.1, beta=1.0, label_floor=1e-4):
     """Symmetric cross-entropy ``alpha CE + beta RCE`` (Wang et al., 2019).
 
     The reverse cross-entropy is ``-sum_c p log(max(y, label_floor))``.
@@ -115,11 +117,13 @@ def baikal_loss(y_true, y_pred):
 
 
 #: name -> Keras loss function.
+symmetric_cross_entropy = deprecated_alias("symmetric_cross_entropy", symmetric_crossentropy)
+
 REFERENCE_LOSSES = {
     "ce": categorical_crossentropy,
     "ngl": ngl_loss,
     "focal": focal_loss,
-    "sce": symmetric_cross_entropy,
+    "sce": symmetric_crossentropy,
     "baikal": baikal_loss,
 }
 

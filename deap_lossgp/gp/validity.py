@@ -32,7 +32,7 @@ Everything here runs in NumPy: checking a tree never starts TensorFlow.
 
 import numpy
 
-from .expression import evaluate_numpy, probe_batch, program_of, to_text, value_and_gradient
+from .expression import evaluate_numpy, probe_batch, program_of, to_string, value_and_gradient
 
 __all__ = [
     "VALIDITY_RULES",
@@ -226,6 +226,6 @@ def initValid(container, generator, max_tries=1000, check=check_validity):
         if valid:
             return individual
     raise InvalidTreeError(
-        f"no valid tree in {max_tries} tries (last: {to_text(individual)!r}: {last_reason}); "
+        f"no valid tree in {max_tries} tries (last: {to_string(individual)!r}: {last_reason}); "
         "raise max_tries, widen the initial height range or add operators"
     )

@@ -25,7 +25,7 @@ import math
 import os
 import pathlib
 
-from ..gp.expression import simplified, to_latex, to_python_source, to_text
+from ..gp.expression import to_formula, to_latex, to_python_source, to_string
 
 __all__ = ["RunDirectory", "logbook_rows", "read_records", "count_completed", "describe_statuses"]
 
@@ -143,7 +143,7 @@ class RunDirectory:
         """
         if not self.config.exists():
             raise FileNotFoundError(
-                f"{self.path} is not a run directory (no config.json); give the directory 'deap-lossgp evolve' wrote"
+                f"{self.path} is not a run directory (no config.json); give the directory a search wrote"
             )
         return json.loads(self.config.read_text())
 
@@ -196,7 +196,7 @@ class RunDirectory:
         """
         from ..gp.expression import canonical_key
 
-        text = to_text(individual)
+        text = to_string(individual)
         key = canonical_key(text)
         record = None
         for candidate in read_records(self.records):
@@ -207,7 +207,7 @@ class RunDirectory:
                 record = candidate
         best = {
             "expression": text,
-            "formula": simplified(text),
+            "formula": to_formula(text),
             "latex": to_latex(text),
             "fitness": list(individual.fitness.values),
             "height": individual.height,

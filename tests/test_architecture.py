@@ -1,0 +1,117 @@
+"""The package's shape: layers import only downwards, one driver, runs rebuilt
+from their stored configuration, the same search as the stored reference."""
+
+import ast
+import csv
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import deap_lossgp
+from deap_lossgp.app.cli import main
+from deap_lossgp.search.driver import make_config, resolve_config, run_search
+
+PACKAGE = pathlib.Path(deap_lossgp.__file__).parent
+# Lower numbers are lower layers; algorithms and fitness are peers that must not import each other.
+LAYERS = {"checks": 0, "gp": 1, "checkpoint": 2, "algorithms": 2, "fitness": 2, "search": 3, "app": 4}
+PEERS = {("algorithms", "fitness"), ("fitness", "algorithms"), ("checkpoint", "fitness"), ("fitness", "checkpoint")}
+REFERENCE = json.loads((pathlib.Path(__file__).parent / "data" / "evolve_reference.json").read_text())
+
+
+def _component(module):
+    """The top component of a dotted module name inside the package, or None."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "deap_lossgp" and len(parts) > 1 else None
+
+
+def _imports(path):
+    """The deap_lossgp modules a file imports (relative imports resolved)."""
+    module = "deap_lossgp." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+                names = [f"{target}.{alias.name}" for alias in node.names] if not node.module else [target]
+            else:
+                names = [node.module or ""]
+            found.update(name for name in names if name.startswith("deap_lossgp."))
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("deap_lossgp."))
+    return module, found
+
+
+def test_no_module_imports_a_higher_layer():
+    upward = []
+    for path in PACKAGE.rglob("*.py"):
+        if path == PACKAGE / "__init__.py":
+            continue  # the public face imports everything
+        module, imported = _imports(path)
+        here = _component(module)
+        for target in imported:
+            there = _component(target)
+            if there in LAYERS and (LAYERS[there] > LAYERS[here] or (here, there) in PEERS):
+                upward.append(f"{module} -> {target}")
+    assert upward == []
+
+
+def test_the_layers_cover_the_package():
+    components = {path.relative_to(PACKAGE).parts[0].removesuffix(".py") for path in PACKAGE.rglob("*.py")}
+    assert components - {"__init__"} == set(LAYERS)
+
+
+def test_importing_the_package_does_not_start_tensorflow():
+    script = "import sys, deap_lossgp, deap_lossgp.app.cli; print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr[-2000:]
+
+
+def test_configuration_round_trips_through_json():
+    config = make_config("quick", algorithm="ngl", seed=4, epochs=2, population=6, validity="thesis")
+    assert resolve_config(json.loads(json.dumps(config))) == resolve_config(config)
+    fitness, search = resolve_config(config)
+    assert (fitness.epochs, fitness.validity, search.population) == (2, "thesis", 6)
+    with pytest.raises(ValueError, match="no 'resolved' fitness and search settings"):
+        resolve_config({"preset": "quick"})
+
+
+@pytest.mark.slow
+def test_a_run_keeps_its_stored_settings_when_the_preset_changes_in_code(tmp_path, monkeypatch):
+    from deap_lossgp.fitness import config as fitness_config
+    from deap_lossgp.search import presets
+
+    cheap = dict(population=2, generations=1, epochs=1, tasks=["digits"], max_train_samples=100)
+    config = make_config("quick", backend="serial", seed=2, **cheap)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps(config))
+    # An upgrade changes the preset's defaults: the stored run must not follow.
+    changed = presets.PRESETS["quick"].fitness.replace(epochs=3, learning_rate=0.5)
+    monkeypatch.setitem(fitness_config.FITNESS_PRESETS, "quick", changed)
+    monkeypatch.setitem(presets.PRESETS, "quick", presets.Preset("quick", "changed", changed,
+                                                                 presets.SearchConfig(population=5)))
+    stored = json.loads((run_dir / "config.json").read_text())
+    run_search(run_dir, stored, progress=False, verbose=False)
+    records = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()]
+    trained = [r for r in records if r["tasks"]]
+    assert trained and all(task["epochs"] == 1 for r in trained for task in r["tasks"].values())
+    with (run_dir / "logbook.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert int(rows[0]["nevals"]) + int(rows[0]["nrejected"]) + int(rows[0]["ncached"]) == 2
+
+
+@pytest.mark.slow
+def test_fixed_seed_evolve_matches_the_stored_reference(tmp_path):
+    output = tmp_path / "run"
+    assert main([*REFERENCE["arguments"], "--output", str(output)]) == 0
+    with (output / "logbook.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    columns = list(REFERENCE["logbook"][0])
+    assert [{c: row[c] for c in columns} for row in rows] == REFERENCE["logbook"]
+    best = json.loads((output / "best.json").read_text())
+    assert best["expression"] == REFERENCE["best"] and best["fitness"] == REFERENCE["fitness"]
