@@ -1,5 +1,6 @@
-"""Argument checks shared by every layer (one wording for one mistake), and
-deprecation aliases for renamed public functions.
+"""Argument checks shared by every layer (one wording for one mistake), the
+JSON round trip of the settings dataclasses, and deprecation aliases for
+renamed public functions.
 
 Each check raises :class:`ValueError` with a message that names the
 argument, what it must be and what was given.
@@ -9,7 +10,7 @@ import dataclasses
 import math
 import warnings
 
-__all__ = ["check_int", "check_probability", "check_positive", "from_dict", "deprecated_alias"]
+__all__ = ["check_int", "check_probability", "check_positive", "from_dict", "Settings", "deprecated_alias"]
 
 
 def check_int(name, value, minimum):
@@ -70,6 +71,50 @@ def from_dict(cls, data):
     if unknown:
         raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {', '.join(sorted(fields))}")
     return cls(**data)
+
+
+def _plain(value):
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+class Settings:
+    """Mixin of the frozen settings dataclasses: a checked :meth:`replace` and
+    a JSON round trip (:meth:`to_dict` / :meth:`from_dict`), so a run stores
+    its settings and is rebuilt from them."""
+
+    def replace(self, **overrides):
+        """A copy with some fields changed.
+
+        :param overrides: field values, e.g. ``epochs=2``.
+        :returns: a validated copy.
+        :raises ValueError: for an unknown field or an invalid value.
+        """
+        fields = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise ValueError(f"unknown {type(self).__name__} field(s) {unknown}; valid: {', '.join(sorted(fields))}")
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self):
+        """The settings as a JSON-ready dict (tuples become lists).
+
+        :returns: a dict accepted by :meth:`from_dict`.
+        """
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data):
+        """Rebuild settings from :meth:`to_dict`'s output.
+
+        :param data: a dict of fields.
+        :returns: an instance of the class.
+        :raises ValueError: on unknown fields or invalid values.
+        """
+        return from_dict(cls, data)
 
 
 def deprecated_alias(old, new):

@@ -247,13 +247,13 @@ def test_construction_checks_settings():
     assert LossFitness(preset=get_preset("quick").fitness, metric="ce").config.metric == "ce"
     with pytest.raises(ValueError, match="pass its .fitness"):
         LossFitness(preset=get_preset("quick"))
-    with pytest.raises(ValueError, match="unknown fitness setting.*population"):
+    with pytest.raises(ValueError, match="unknown FitnessConfig field.*population"):
         LossFitness(preset="quick", population=10)
     with pytest.raises(ValueError, match="epochs"):
         LossFitness(preset="quick", epochs=0)
     with pytest.raises(ValueError, match="unknown preset"):
         LossFitness(preset="huge")
-    with pytest.raises(ValueError, match="unknown fitness setting"):
+    with pytest.raises(ValueError, match="unknown FitnessConfig field"):
         LossFitness(preset=config, population=3)
-    with pytest.raises(ValueError, match="unknown fitness setting"):
+    with pytest.raises(ValueError, match="unknown FitnessConfig field"):
         LossFitness(preset=config, epoch=3)

@@ -8,7 +8,7 @@ is rebuilt from that copy.
 import dataclasses
 import math
 
-from ..checks import check_int, check_positive, check_probability, from_dict
+from ..checks import Settings, check_int, check_positive, check_probability
 from ..gp.validity import VALIDITY_RULES
 from .datasets import TaskSpec
 from .models import get_model_builder
@@ -18,7 +18,7 @@ __all__ = ["FitnessConfig", "FITNESS_PRESETS", "fitness_preset"]
 
 
 @dataclasses.dataclass(frozen=True)
-class FitnessConfig:
+class FitnessConfig(Settings):
     """How a candidate loss is trained and scored.
 
     The default metric is ``accuracy``: the validation accuracy of the model
@@ -152,38 +152,6 @@ class FitnessConfig:
             "seed": self.seed,
             "divergence_factor": self.divergence_factor,
         }
-
-    def replace(self, **overrides):
-        """A copy with some fields changed.
-
-        :param overrides: field values, e.g. ``epochs=2``.
-        :returns: a validated :class:`FitnessConfig`.
-        :raises ValueError: for an unknown field or an invalid value.
-        """
-        fields = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - fields)
-        if unknown:
-            raise ValueError(f"unknown fitness setting(s) {unknown}; valid: {', '.join(sorted(fields))}")
-        return dataclasses.replace(self, **overrides)
-
-    def to_dict(self):
-        """The configuration as a JSON-ready dict.
-
-        :returns: a dict accepted by :meth:`from_dict`.
-        """
-        data = dataclasses.asdict(self)
-        data["tasks"] = [task.to_dict() for task in self.tasks]
-        return data
-
-    @classmethod
-    def from_dict(cls, data):
-        """Rebuild a configuration from :meth:`to_dict`'s output.
-
-        :param data: a dict of fields.
-        :returns: a :class:`FitnessConfig`.
-        :raises ValueError: on unknown fields or invalid values.
-        """
-        return from_dict(cls, data)
 
 
 _QUICK_TASKS = (

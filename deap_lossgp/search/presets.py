@@ -27,14 +27,14 @@ Override any field by name: ``get_preset("quick", epochs=2, population=12)``.
 import dataclasses
 import math
 
-from ..checks import check_int, check_probability, from_dict
+from ..checks import Settings, check_int, check_probability, from_dict
 from ..fitness.config import FITNESS_PRESETS, FitnessConfig
 
 __all__ = ["SearchConfig", "Preset", "PRESETS", "get_preset"]
 
 
 @dataclasses.dataclass(frozen=True)
-class SearchConfig:
+class SearchConfig(Settings):
     """Parameters of the genetic programming search (thesis Algorithm 1).
 
     :param population: number of trees ``P`` (>= 2; the thesis: 8).
@@ -77,25 +77,6 @@ class SearchConfig:
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ValueError(f"constant_range must be finite (low, high) with low < high, got {self.constant_range!r}")
         object.__setattr__(self, "constant_range", (low, high))
-
-    def to_dict(self):
-        """The configuration as a JSON-ready dict.
-
-        :returns: a dict accepted by :meth:`from_dict`.
-        """
-        data = dataclasses.asdict(self)
-        data["constant_range"] = list(self.constant_range)
-        return data
-
-    @classmethod
-    def from_dict(cls, data):
-        """Rebuild a configuration from :meth:`to_dict`'s output.
-
-        :param data: a dict of fields.
-        :returns: a :class:`SearchConfig`.
-        :raises ValueError: on unknown fields or invalid values.
-        """
-        return from_dict(cls, data)
 
 
 @dataclasses.dataclass(frozen=True)
