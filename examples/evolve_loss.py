@@ -73,14 +73,19 @@ def main():
     toolbox.register("individual", initValid, creator.Individual, toolbox.expr)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     # Sample tournament: the best N = G/2 of G = 3P/4 individuals drawn at random.
-    toolbox.register("select", selSampleTournament, sample_size=max(1, 3 * args.population // 4))
+    toolbox.register("select", selSampleTournament)
     # Cross with another parent (probability Cr = 0.5) or with a brand-new random tree.
     toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.5)
+    # NGL's crossover: always with a partner from the archive or the population.
+    toolbox.register("mate_archive", cxNewRandomParent, new_parent=toolbox.individual, pb=1.0)
     toolbox.register("expr_mut", gp.genFull, min_=0, max_=2)
     toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
     toolbox.register("mutate_point", mutOnePoint, pset=pset)
     add_bloat_limits(toolbox, max_height=17, max_size=60)
     toolbox.register("evaluate", fitness)
+    # Equivalent trees are trained once, untrainable children not at all (counted in nrejected).
+    toolbox.register("key", fitness.key)
+    toolbox.register("screen", fitness.screen)
 
     stats = tools.Statistics(lambda ind: ind.fitness.values)
     stats.register("best", max)

@@ -22,6 +22,9 @@ import json
 import pathlib
 import sys
 
+from ..search.driver import ALGORITHMS
+from ..search.parallel import BACKENDS
+
 __all__ = ["main", "build_parser"]
 
 #: Exit status when no candidate loss completed training.
@@ -68,12 +71,12 @@ def build_parser():
     evolve = commands.add_parser("evolve", help="run a loss-function search", description="Run a loss-function search.",
                                  epilog=_EXIT_STATUSES)
     _add_preset_arguments(evolve)
-    evolve.add_argument("--algorithm", default="sample-tournament", choices=["sample-tournament", "ngl"],
+    evolve.add_argument("--algorithm", default="sample-tournament", choices=list(ALGORITHMS),
                         help="thesis Algorithm 1 (default) or the NGL baseline")
     evolve.add_argument("--population", type=int, help="population size P (preset default: 8)")
     evolve.add_argument("--generations", type=int, help="number of generations")
     evolve.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
-    evolve.add_argument("--backend", default="process", choices=["serial", "process", "scoop"],
+    evolve.add_argument("--backend", default="process", choices=list(BACKENDS),
                         help="how evaluations run: a local process pool (default), serially, or SCOOP "
                              "(start with python -m scoop)")
     evolve.add_argument("--workers", type=int, help="worker processes for --backend process (default: CPU cores)")
@@ -110,7 +113,7 @@ def build_parser():
     bench.add_argument("--generations", type=int, help="number of generations")
     bench.add_argument("--seeds", type=int, default=1, help="repeat the comparison for seeds 0..N-1 (default 1)")
     bench.add_argument("--heldout-seeds", type=int, default=5, help="training seeds of the held-out evaluation (0: skip)")
-    bench.add_argument("--backend", default="process", choices=["serial", "process", "scoop"])
+    bench.add_argument("--backend", default="process", choices=list(BACKENDS))
     bench.add_argument("--workers", type=int, help="worker processes (default: CPU cores)")
     bench.add_argument("--output", type=pathlib.Path, default=pathlib.Path("benchmark-results"),
                        help="output directory; finished seeds in it are not run again (default: benchmark-results)")
