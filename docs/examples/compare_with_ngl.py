@@ -11,37 +11,36 @@ import copy
 import random
 import time
 
+from deap_lossgp import check_validity
 from deap_lossgp.algorithms import eaNGL, eaSampleTournament
-from deap_lossgp.expression import canonical_key
-from own_toolbox import rank_like_cross_entropy, toolbox
+from deap_lossgp.gp.expression import canonical_key
+from own_toolbox import toolbox
 
 
-class CachedEvaluator:
-    """An evaluator with the cache protocol the algorithms look for: a
-    ``key(individual)`` method and a ``cache`` dict (as ``LossFitness`` has).
-    Trees with the same key are evaluated once."""
+def screen(individual):
+    """``None`` for a tree worth evaluating, else the fitness to give it unevaluated."""
+    valid, _ = check_validity(individual)  # the screened rule, in NumPy
+    return None if valid else (0.0, float("-inf"))
 
-    def __init__(self):
-        self.cache = {}
 
-    def key(self, individual):
-        return canonical_key(individual)
-
-    def __call__(self, individual):
-        return rank_like_cross_entropy(individual)
-
+# Cache and screen: the algorithms evaluate trees with equal keys once (each run
+# keeps a cache of its own), and give a tree the screen rejects its fitness
+# without sending it to toolbox.map.
+toolbox.register("key", canonical_key)
+toolbox.register("screen", screen)
+# End of cache and screen
 
 random.seed(0)
 population = toolbox.population(n=8)
 baseline = copy.deepcopy(population)
 results = {}
 for name, algorithm, individuals in (("NGL", eaNGL, baseline), ("ours", eaSampleTournament, population)):
-    toolbox.register("evaluate", CachedEvaluator())
     started = time.perf_counter()
     final, logbook = algorithm(individuals, toolbox, ngen=12, verbose=False)
     results[name] = {
         "seconds": time.perf_counter() - started,
         "evaluations": sum(logbook.select("nevals")),
+        "rejected": sum(logbook.select("nrejected")),
         "saved by the cache": sum(logbook.select("ncached")),
         "best fitness": max(ind.fitness.values for ind in final),
     }

@@ -5,7 +5,7 @@ import numpy
 from sklearn.datasets import load_digits
 
 from deap_lossgp import compile_loss, ngl_loss
-from deap_lossgp.losses import REFERENCE_EXPRESSIONS
+from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
 
 keras.utils.set_random_seed(0)
 digits = load_digits()

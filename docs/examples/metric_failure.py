@@ -8,7 +8,7 @@ models are scored with the default ``accuracy`` metric.
 import tempfile
 
 from deap_lossgp.fitness import LossFitness, score
-from deap_lossgp.losses import REFERENCE_EXPRESSIONS
+from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
 
 candidates = {
     "0.001 x cross-entropy": f"mul(0.001, {REFERENCE_EXPRESSIONS['ce']})",

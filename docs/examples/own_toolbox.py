@@ -3,8 +3,8 @@
 The evaluation is a cheap, deterministic stand-in for training so that this
 script runs in seconds: it scores how closely a candidate ranks the samples of
 three fixed probe batches like cross-entropy does.  For a real search, register
-``LossFitness(preset="quick")`` as ``evaluate`` and keep initValid's default
-check instead.
+``fitness = LossFitness(preset="quick")`` as ``evaluate``, ``fitness.key`` as
+``key`` and ``fitness.screen`` as ``screen`` (or use ``make_toolbox``).
 """
 
 import functools
@@ -25,7 +25,7 @@ from deap_lossgp import (
     selSampleTournament,
 )
 from deap_lossgp.algorithms import eaSampleTournament
-from deap_lossgp.expression import evaluate_numpy, probe_batch
+from deap_lossgp.gp.expression import evaluate_numpy, probe_batch
 
 # Three probe "tasks", loosely shaped like CIFAR-10, Fashion-MNIST and CIFAR-100.
 PROBES = [probe_batch(seed=seed, batch=64, classes=classes) for seed, classes in ((1, 10), (2, 10), (3, 100))]
@@ -62,6 +62,8 @@ toolbox.register("individual", initValid, creator.Individual, toolbox.expr,
 toolbox.register("population", tools.initRepeat, list, toolbox.individual)
 toolbox.register("select", selSampleTournament, sample_size=6)  # G = 3P/4 for P = 8
 toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.5)  # Cr = 0.5
+# eaNGL's crossover: always with a partner from the population or the archive.
+toolbox.register("mate_archive", cxNewRandomParent, new_parent=toolbox.individual, pb=1.0)
 toolbox.register("expr_mut", gp.genFull, min_=0, max_=2)
 toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
 toolbox.register("mutate_point", mutOnePoint, pset=pset)

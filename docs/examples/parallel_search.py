@@ -10,7 +10,7 @@ import random
 from deap import tools
 
 from deap_lossgp.algorithms import eaSampleTournament
-from deap_lossgp.parallel import get_map
+from deap_lossgp.search.parallel import get_map
 from own_toolbox import toolbox
 
 

@@ -1,6 +1,6 @@
 """The named configurations, and how to change them."""
 
-from deap_lossgp.presets import PRESETS, get_preset
+from deap_lossgp.search.presets import PRESETS, get_preset
 
 for name, preset in PRESETS.items():
     fitness, search = preset.fitness, preset.search

@@ -6,8 +6,8 @@ import pathlib
 import sys
 import tempfile
 
-from deap_lossgp.cli import main
-from deap_lossgp.rundir import read_records
+from deap_lossgp.app.cli import main
+from deap_lossgp.search.rundir import read_records
 
 with tempfile.TemporaryDirectory() as workspace:
     run = pathlib.Path(workspace) / "run"

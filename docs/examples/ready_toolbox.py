@@ -5,13 +5,15 @@ import random
 from deap import tools
 
 from deap_lossgp.algorithms import eaSampleTournament
-from deap_lossgp.presets import get_preset
-from deap_lossgp.toolbox import make_toolbox
-from own_toolbox import quick_check, rank_like_cross_entropy
+from deap_lossgp.search.presets import get_preset
+from deap_lossgp.search.toolbox import make_toolbox
+from own_toolbox import rank_like_cross_entropy
 
 # The search settings of the "quick" preset: P = 8, 4 generations, Cr = 0.5, M_ST = 0.3, M_N = 0.1.
 search = get_preset("quick").search
-toolbox = make_toolbox(fitness=rank_like_cross_entropy, search=search, check=quick_check)
+# Random trees pass the screened validity rule (the default check; a LossFitness
+# brings its own rule, its key and its screen).
+toolbox = make_toolbox(fitness=rank_like_cross_entropy, search=search)
 
 random.seed(0)
 population = toolbox.population(n=search.population)
