@@ -197,13 +197,14 @@ class RunDirectory:
         from ..gp.expression import canonical_key
 
         text = to_string(individual)
-        key = canonical_key(text)
+        # Records carry the key of their metric: by value or by gradient.
+        keys = {canonical_key(text, by="value"), canonical_key(text, by="gradient")}
         record = None
         for candidate in read_records(self.records):
             if candidate.get("expression") == text:
                 record = candidate
                 break
-            if record is None and candidate.get("key") == key:
+            if record is None and candidate.get("key") in keys:
                 record = candidate
         best = {
             "expression": text,
