@@ -22,6 +22,7 @@ import json
 import pathlib
 import sys
 
+from ..algorithms import LOG_FIELDS
 from ..search.driver import ALGORITHMS
 from ..search.parallel import BACKENDS
 
@@ -284,7 +285,7 @@ def _cmd_show(args):
 
         state = load_checkpoint(run.checkpoint)
         rows = logbook_rows(state["logbook"])
-        columns = ["gen", "nevals", "ncached", "time", "wins_max", "improvement_max", "improvement_median"]
+        columns = [*LOG_FIELDS, "wins_max", "improvement_max", "improvement_median"]
         print("".join(f"{c:>19}" for c in columns))
         for row in rows:
             print("".join(f"{_cell(row.get(c)):>19}" for c in columns))
