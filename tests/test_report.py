@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from deap_lossgp.app.report import time_to_target, write_report
+from deap_lossgp.app.report import equal_time, time_to_target, write_report
 
 INF = float("inf")
 
@@ -148,3 +148,15 @@ def test_plots_are_written(tmp_path, report):
 def test_report_without_heldout_table(tmp_path, results):
     text = write_report(tmp_path, results[:1], None, "command", {}).read_text()
     assert "Held-out" not in text and "| 0 |" in text
+
+
+def test_equal_wall_time_table(report, results):
+    rows = table_rows(report, "## At equal wall time")
+    # ours' wall time, ours' final best, NGL's last generation within it, NGL's best then
+    assert rows["0"] == ["15.0", "(3, 0.0000)", "1", "(2, 0.0200)"]
+    assert rows["1"] == ["18.0", "(0, -inf)", "0", "(0, -inf)"]
+    assert rows["2"] == ["14.0", "(2, 0.0400)", "1", "(2, 0.0400)"]
+    assert "Ours at least as good as NGL at the same wall time on 3 of 3 seed(s) (seeds 0, 1, 2)." in report
+    shorter = dict(results[0], **{"sample-tournament": dict(results[0]["sample-tournament"])})
+    shorter["sample-tournament"]["curve"] = shorter["sample-tournament"]["curve"][:1]
+    assert equal_time(shorter)["ngl_generation"] == 0  # NGL's generation 0 ended at 10 s, ours at 10 s

@@ -17,7 +17,7 @@ import statistics
 
 from ..search.driver import ALGORITHMS, expected_evaluations
 
-__all__ = ["THESIS_TIME_RATIO", "NGL", "OURS", "time_to_target", "write_plots", "write_report"]
+__all__ = ["THESIS_TIME_RATIO", "NGL", "OURS", "time_to_target", "equal_time", "write_plots", "write_report"]
 
 #: The thesis's wall-time ratios (ours / NGL): 62,364 / 173,287 s and 426,915 / 1,013,739 s.
 THESIS_TIME_RATIO = {"small": 62364 / 173287, "large": 426915 / 1013739}
@@ -100,6 +100,41 @@ def time_to_target(result):
                   "time_share": _share(reached["time"], totals["ngl_time"]),
                   "trainings_share": _share(reached["trainings"], totals["ngl_trainings"])}
     return {"target": target, **reached, **totals, **shares}
+
+
+def equal_time(result):
+    """Both algorithms' best fitness, on one seed, when ours has finished.
+
+    NGL's best is the best after its last generation that ended within ours'
+    whole wall time (its generation 0 if none did): the two compared at the
+    same cost.
+
+    :param result: a per-seed result dict.
+    :returns: a dict with ``time`` (ours' total wall time), ``ours`` (ours'
+              final best), ``ngl`` (NGL's best by then) and ``ngl_generation``.
+    """
+    ngl, ours = result[NGL], result[OURS]
+    budget = sum(row["time"] for row in ours["curve"])
+    ends = _cumulative(ngl["curve"], "time")
+    index = max([0] + [i for i, end in enumerate(ends) if end <= budget])
+    return {"time": budget, "ours": _best_so_far(ours)[-1], "ngl": _best_so_far(ngl)[index],
+            "ngl_generation": ngl["curve"][index]["gen"]}
+
+
+def _equal_time_section(results):
+    lines = [
+        "## At equal wall time", "",
+        "Ours' final best against NGL's best after its last generation that ended within ours' whole wall time.", "",
+        "| seed | ours' wall time (s) | ours' final best | NGL's generation then | NGL's best then |",
+        "|---|---|---|---|---|",
+    ]
+    compared = [(r, equal_time(r)) for r in results]
+    for r, e in compared:
+        lines.append(f"| {r['seed']} | {e['time']:.1f} | {_fitness_text(e['ours'])} | {e['ngl_generation']} "
+                     f"| {_fitness_text(e['ngl'])} |")
+    ahead = [r["seed"] for r, e in compared if e["ours"] >= e["ngl"]]
+    return lines + ["", f"Ours at least as good as NGL at the same wall time on {len(ahead)} of {len(compared)} "
+                        f"seed(s)" + (f" ({_seeds_text(ahead)})." if ahead else ".")]
 
 
 def _mean_std(values):
@@ -332,7 +367,8 @@ def write_report(output, results, heldout, command, environment):
     output = pathlib.Path(output)
     write_plots(output, results)
     lines = _title(results, command, environment) + _per_seed_table(results) + [""]
-    lines += _aggregate_table(results) + [""] + _time_to_target_section(results) + [""] + _best_losses(results)
+    lines += (_aggregate_table(results) + [""] + _time_to_target_section(results) + [""]
+              + _equal_time_section(results) + [""] + _best_losses(results))
     if heldout:
         lines += [""] + _heldout_section(heldout)
     lines += ["", "Plots: " + ", ".join(f"`{name}`" for name in _PLOTS) + ".", ""]
