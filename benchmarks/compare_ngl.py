@@ -5,7 +5,8 @@ accepted here::
 
     python benchmarks/compare_ngl.py --seeds 5 --output quick-benchmark
 
-The committed results are in ``benchmarks/results/quick/``.
+The committed results are in ``benchmarks/results/quick-screened/`` (the default
+validity rule) and ``benchmarks/results/quick-thesis/`` (``--set validity=thesis``).
 """
 
 import sys

@@ -60,7 +60,7 @@ toolbox.register("expr", gp.genHalfAndHalf, pset=pset, min_=2, max_=6)
 toolbox.register("individual", initValid, creator.Individual, toolbox.expr,
                  check=functools.partial(check_validity, rule="screened"))
 toolbox.register("population", tools.initRepeat, list, toolbox.individual)
-toolbox.register("select", selSampleTournament, sample_size=6)  # G = 3P/4 for P = 8
+toolbox.register("select", selSampleTournament)  # best N = G/2 of G = 3P/4
 toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.5)  # Cr = 0.5
 # eaNGL's crossover: always with a partner from the population or the archive.
 toolbox.register("mate_archive", cxNewRandomParent, new_parent=toolbox.individual, pb=1.0)
