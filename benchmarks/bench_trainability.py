@@ -42,7 +42,7 @@ import time
 import numpy
 
 from deap_lossgp.fitness import LossFitness
-from deap_lossgp.fitness.training import _chance_noise, chance_threshold, is_hopeless
+from deap_lossgp.fitness.training import chance_noise, chance_threshold, is_hopeless
 from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
 from deap_lossgp.search.presets import get_preset
 from deap_lossgp.search.toolbox import make_toolbox
@@ -77,7 +77,7 @@ def replay_stop(record, fitness):
         entry = record["tasks"][task.name]
         data = fitness._task_data(task)
         threshold = chance_threshold(data.y_train, data.num_classes)
-        noise = _chance_noise(data.y_train, data.num_classes)
+        noise = chance_noise(data.y_train, data.num_classes)
         baseline = fitness.prepare()[task.name]["history"]["accuracy"]
         accuracies = entry["history"]["accuracy"]
         stop = next((epoch for epoch in range(1, len(accuracies) + 1)

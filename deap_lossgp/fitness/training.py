@@ -32,6 +32,7 @@ __all__ = [
     "STOP_REASONS",
     "seeded",
     "chance_threshold",
+    "chance_noise",
     "is_hopeless",
     "train_tasks",
     "train_model",
@@ -59,8 +60,13 @@ def seeded(seed):
         np.random.set_state(numpy_state)
 
 
-def _chance_noise(labels, num_classes):
-    # One standard error of an accuracy measured at the majority-class rate.
+def chance_noise(labels, num_classes):
+    """One standard error of an accuracy measured at the majority-class rate.
+
+    :param labels: integer training labels.
+    :param num_classes: number of classes.
+    :returns: the standard error, the noise :func:`is_hopeless` tolerates.
+    """
     rate = float(np.bincount(labels, minlength=num_classes).max()) / len(labels)
     return math.sqrt(rate * (1.0 - rate) / len(labels))
 
@@ -113,7 +119,7 @@ def chance_threshold(labels, num_classes):
     :returns: the threshold in ``[0, 1]``.
     """
     rate = float(np.bincount(labels, minlength=num_classes).max()) / len(labels)
-    return min(1.0, rate + 3.0 * math.sqrt(rate * (1.0 - rate) / len(labels)))
+    return min(1.0, rate + 3.0 * chance_noise(labels, num_classes))
 
 
 @functools.lru_cache(maxsize=None)
@@ -206,7 +212,7 @@ def _fit(network, data, epochs, batch_size, seed, chance_after, baseline, diverg
     train = _dataset(data.x_train, data.y_train, data.num_classes, data.pixel_max, batch_size, shuffle_seed=seed)
     val = _dataset(data.x_val, data.y_val, data.num_classes, data.pixel_max, batch_size)
     guard = _guard_callback(chance_threshold(data.y_train, data.num_classes),
-                            _chance_noise(data.y_train, data.num_classes), chance_after, baseline, divergence_factor)
+                            chance_noise(data.y_train, data.num_classes), chance_after, baseline, divergence_factor)
     reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.2, patience=5, min_lr=1e-4)
     history = network.fit(
         train, validation_data=val, epochs=epochs, callbacks=[reduce_lr, guard], shuffle=False, verbose=0

@@ -281,18 +281,19 @@ def canonical_key(tree, by="value"):
     if by not in ("value", "gradient"):
         raise ValueError(f"by must be 'value' or 'gradient', got {by!r}")
     program = program_of(tree)
-    parts = []
+    hashed = []
     for y_true, y_pred in _KEY_PROBES:
-        values, gradient = value_and_gradient(program, y_true, y_pred)
-        parts.append(numpy.ravel(values))
-        if by == "gradient":
-            parts[-1] = numpy.ravel(gradient)
-            if not numpy.all(numpy.isfinite(values)):
-                parts.append(numpy.ravel(values))
-    values = numpy.concatenate(parts)
-    if not numpy.all(numpy.isfinite(values)):
-        return "text:" + _format(program)
-    digest = hashlib.sha256(",".join(f"{v + 0.0:.9e}" for v in values).encode()).hexdigest()
+        # The value key needs no gradient; the gradient key needs finite values too.
+        if by == "value":
+            values = evaluate_numpy(program, y_true, y_pred)
+            hashed.append(values)
+        else:
+            values, gradient = value_and_gradient(program, y_true, y_pred)
+            hashed.append(gradient)
+        if not (numpy.all(numpy.isfinite(values)) and numpy.all(numpy.isfinite(hashed[-1]))):
+            return "text:" + _format(program)
+    hashed = numpy.concatenate([numpy.ravel(part) for part in hashed])
+    digest = hashlib.sha256(",".join(f"{v + 0.0:.9e}" for v in hashed).encode()).hexdigest()
     return ("probe:" if by == "value" else "grad:") + digest[:32]
 
 
