@@ -11,6 +11,7 @@ so trees of any height compile (DEAP's string-``eval`` based
 
 import hashlib
 import inspect
+import math
 
 import numpy
 from deap import gp
@@ -33,6 +34,7 @@ __all__ = [
     "simplified",
     "to_latex",
     "to_python_source",
+    "export_package",
     "probe_batch",
 ]
 
@@ -40,27 +42,68 @@ __all__ = [
 def program_of(tree):
     """The prefix program of a tree or expression text.
 
-    :param tree: a DEAP tree, an expression string or a parsed program.
+    :param tree: a DEAP tree, an expression string (prefix or infix, see
+                 :func:`deap_lossgp.gp.standalone.parse`) or a parsed program.
     :returns: the list of ``(kind, value)`` entries of
               :func:`deap_lossgp.gp.standalone.parse`.
+    :raises ValueError: for anything else, naming what was given.
     """
     if isinstance(tree, str):
         return parse(tree)
-    if tree and isinstance(tree[0], tuple):
-        return list(tree)
+    if isinstance(tree, (bytes, bytearray)):
+        raise ValueError(f"a loss expression must be a string or a DEAP tree, got {type(tree).__name__}; "
+                         "decode it first")
+    if not isinstance(tree, (list, tuple)) or not tree:
+        raise ValueError(f"a loss expression must be a string or a DEAP tree, got "
+                         f"{'an empty ' if isinstance(tree, (list, tuple)) else ''}{type(tree).__name__}")
+    if all(isinstance(entry, tuple) for entry in tree):
+        return _checked(tree)
     program = []
     for node in tree:
         if isinstance(node, gp.Primitive):
             if node.name not in OPERATORS:
                 raise ValueError(f"primitive {node.name!r} is not a loss operator; use make_pset()")
             program.append(("op", node.name))
+        elif not isinstance(node, gp.Terminal):
+            raise ValueError(f"a DEAP tree holds primitives and terminals, got a {type(node).__name__}; "
+                             "give a tree or an expression string")
         elif node.value in ARGUMENTS:
             program.append(("arg", node.value))
         elif isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            program.append(("const", float(node.value)))
+            program.append(("const", _finite(node.value)))
         else:
-            raise ValueError(f"terminal {node.value!r} is neither y_true, y_pred nor a number; use make_pset()")
+            raise ValueError(f"terminal {standalone._quote(str(node.value))} is neither y_true, y_pred nor a "
+                             "number; use make_pset()")
     return program
+
+
+def _finite(value):
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"the constant {value!r} is not a finite number; the loss needs finite constants")
+    return value
+
+
+def _checked(program):
+    """A parsed program, checked entry by entry and for a single complete tree."""
+    pending = 1
+    for entry in program:
+        if pending == 0:
+            raise ValueError("the program holds more than one tree")
+        kind, value = entry if len(entry) == 2 else (None, None)
+        if kind == "op" and value in OPERATORS:
+            pending += OPERATORS[value][0] - 1
+        elif kind == "arg" and value in ARGUMENTS:
+            pending -= 1
+        elif kind == "const" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            _finite(value)
+            pending -= 1
+        else:
+            raise ValueError(f"a program entry is ('op', name), ('arg', name) or ('const', number), "
+                             f"got {standalone._quote(repr(entry))}")
+    if pending:
+        raise ValueError("the program ends early: an argument is missing")
+    return list(program)
 
 
 def _format(program):
@@ -371,22 +414,42 @@ def to_latex(tree, digits=5):
     return sympy.latex(_readable(tree, digits))
 
 
-def to_python_source(tree, class_name="EvolvedLoss", package="evolved_losses"):
+def export_package(tree):
+    """The Keras serialisation package of an exported loss, unique to its expression.
+
+    Two exported losses thus register different names
+    (``evolved_losses_<digest>>EvolvedLoss``) and can be imported side by
+    side, each model reloading with its own class.
+
+    :param tree: a DEAP tree or an expression string.
+    :returns: ``"evolved_losses_"`` and 12 hex digits of the expression's SHA-256.
+    """
+    return "evolved_losses_" + hashlib.sha256(to_string(tree).encode()).hexdigest()[:12]
+
+
+def to_python_source(tree, class_name="EvolvedLoss", package=None):
     """A standalone Python module defining the loss as a Keras loss class.
 
-    The module needs only NumPy and Keras; its class is registered for Keras
-    serialisation, its config holds the expression, and it defaults to this
-    tree, so ``model.compile(loss=EvolvedLoss())`` works after
-    ``from best_loss import EvolvedLoss``.
+    The module needs only NumPy and Keras, for any Keras backend; its class
+    defaults to this tree, holds the expression in its config, and is
+    registered for Keras serialisation when the module is imported, so after
+    a plain ``import best_loss``, ``keras.models.load_model`` reloads models
+    compiled with ``best_loss.EvolvedLoss()``.
 
     :param tree: a DEAP tree or an expression string.
     :param class_name: name of the generated class (a Python identifier).
-    :param package: Keras serialisation package of the class.
+    :param package: Keras serialisation package of the class; by default
+                    :func:`export_package`, unique to the expression.
     :returns: the module's source code.
+    :raises ValueError: for an invalid class name or package.
     """
-    if not class_name.isidentifier():
+    if not isinstance(class_name, str) or not class_name.isidentifier():
         raise ValueError(f"class_name must be a Python identifier, got {class_name!r}")
     text = to_string(tree)
+    if package is None:
+        package = export_package(text)
+    elif not isinstance(package, str) or not package or ">" in package:
+        raise ValueError(f"package must be a non-empty string without '>', got {package!r}")
     source = inspect.getsource(standalone)
     replacements = {
         "EXPRESSION = None\n": f"EXPRESSION = {text!r}\n",
@@ -401,12 +464,14 @@ def to_python_source(tree, class_name="EvolvedLoss", package="evolved_losses"):
         f'"""Evolved loss, exported by deap_lossgp.\n\n'
         f"Formula (protected operators shown plain): {to_formula(text)}\n\n"
         f"Usage::\n\n    from best_loss import {class_name}\n"
-        f"    model.compile(optimizer='adam', loss={class_name}(), metrics=['accuracy'])\n"
+        f"    model.compile(optimizer='adam', loss={class_name}(), metrics=['accuracy'])\n\n"
+        f"Importing this module registers the class as {package}>{class_name}, so\n"
+        f"keras.models.load_model reloads models compiled with it.\n"
         f'"""\n'
     )
-    return header + source[source.index('"""', 3) + 3:].lstrip("\n")
-
-
+    body = source[source.index('"""', 3) + 3:].strip("\n")
+    # Built at import, not on first attribute access, so load_model finds the class.
+    return header + body + f"\n\n\n{class_name} = _build_loss_class()\n"
 
 
 to_text = deprecated_alias("to_text", to_string)

@@ -8,16 +8,18 @@ loss behaves exactly as the one the search evaluated and can be imported
 without deap_lossgp installed.
 
 An expression is the text DEAP prints for a tree, for example
-``sub(exp(sub(2.4092, mul(y_pred, add(1.0, y_true)))), cos(cos(sin(y_pred))))``.
-It is parsed by a small tokenizer that accepts only operator names, the two
-arguments, numbers, parentheses and commas, so loading a loss from text never
+``sub(exp(sub(2.4092, mul(y_pred, add(1.0, y_true)))), cos(cos(sin(y_pred))))``,
+or an infix formula such as ``-y_true*log(y_pred)``.  It is parsed by a small
+tokenizer that accepts only operator names, the two arguments, numbers,
+``+ - * / **``, parentheses and commas, so loading a loss from text never
 executes code.  Parsing and evaluation walk the expression with explicit
-stacks: there is no nesting limit.
+stacks, and the text is bounded in length, nesting depth and node count.
 
 The Keras loss class (``ExpressionLoss``) is built on first access, so
 importing this module does not start TensorFlow.
 """
 
+import math
 import re
 
 #: The expression the loss class uses when none is given (set in exported files).
@@ -27,7 +29,8 @@ CLASS_NAME = "ExpressionLoss"
 #: Keras serialisation package the class is registered under.
 PACKAGE = "deap_lossgp"
 
-__all__ = ["OPERATORS", "ARGUMENTS", "EXPRESSION", "CLASS_NAME", "parse", "evaluate", CLASS_NAME]
+__all__ = ["OPERATORS", "ARGUMENTS", "EXPRESSION", "CLASS_NAME", "MAX_LENGTH", "MAX_DEPTH", "MAX_NODES", "parse",
+           "evaluate", CLASS_NAME]
 
 #: The two arguments of every loss expression.
 ARGUMENTS = ("y_true", "y_pred")
@@ -97,10 +100,33 @@ OPERATORS = {
     "cos": (1, _cos),
 }
 
+#: Longest expression text accepted (about 10,000 nodes).
+MAX_LENGTH = 100_000
+#: Deepest nesting accepted, in operators and parentheses.
+MAX_DEPTH = 1000
+#: Most nodes a parsed expression may have (``**`` repeats its base).
+MAX_NODES = 50_000
+# The longest piece of the text an error message quotes.
+_QUOTE = 60
+# Names of non-finite constants, as NumPy, Python and sympy print them.
+_NON_FINITE = {"inf", "infinity", "nan", "oo", "zoo"}
+# Infix operators: symbol -> (operator name, precedence); unary signs bind
+# between * and **, as in Python.
+_BINARY = {"+": ("add", 1), "-": ("sub", 1), "*": ("mul", 2), "/": ("div", 2), "**": (None, 4)}
+_UNARY_PRECEDENCE = 3
+
 _TOKEN = re.compile(
-    r"\s*(?:(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
-    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<punct>[(),]))"
+    r"\s*(?:(?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<symbol>\*\*|[-+*/(),]))",
+    re.ASCII,
 )
+
+
+def _quote(text):
+    """``repr`` of *text*, cut to a few dozen characters so an error message stays short."""
+    if len(text) <= _QUOTE:
+        return repr(text)
+    return f"{text[:_QUOTE]!r}... ({len(text)} characters)"
 
 
 def _tokenize(text):
@@ -111,8 +137,9 @@ def _tokenize(text):
         match = _TOKEN.match(text, position)
         if match is None:
             raise ValueError(
-                f"cannot read loss expression at character {position} ({text[position:position + 20]!r}): "
-                "only operator names, y_true, y_pred, numbers, parentheses and commas are allowed"
+                f"cannot read loss expression at character {position} ({_quote(text[position:position + 20])}): "
+                "only operator names, y_true, y_pred, numbers in ASCII digits, + - * / **, parentheses and "
+                "commas are allowed"
             )
         kind = match.lastgroup
         tokens.append((kind, match.group(kind), match.start(kind)))
@@ -120,73 +147,223 @@ def _tokenize(text):
     return tokens
 
 
+class _Builder:
+    """The expression as a graph of nodes (``**`` shares its base), with each
+    node's depth and expanded size checked as it is made."""
+
+    def __init__(self):
+        self.nodes, self.depth, self.size = [], [], []
+
+    def add(self, entry, children=()):
+        depth = 1 + max((self.depth[c] for c in children), default=0)
+        if depth > MAX_DEPTH:
+            raise ValueError(f"the loss expression is nested more than {MAX_DEPTH} levels deep; use a shallower one")
+        size = 1 + sum(self.size[c] for c in children)
+        if size > MAX_NODES:
+            raise ValueError(f"the loss expression has more than {MAX_NODES} nodes; use a smaller one")
+        self.nodes.append((entry, tuple(children)))
+        self.depth.append(depth)
+        self.size.append(size)
+        return len(self.nodes) - 1
+
+    def program(self, root):
+        program, stack = [], [root]
+        while stack:
+            entry, children = self.nodes[stack.pop()]
+            program.append(entry)
+            stack.extend(reversed(children))
+        return program
+
+    def constant_value(self, node):
+        """The value of a sub-expression without arguments, or ``None``."""
+        program = self.program(node)
+        if any(kind == "arg" for kind, _ in program):
+            return None
+        import numpy
+
+        with numpy.errstate(all="ignore"):
+            return float(evaluate(program, 0.0, 0.0, numpy))
+
+    def power(self, base, exponent, at):
+        value = self.constant_value(exponent)
+        if value is None:
+            raise ValueError(f"the exponent of '**' at character {at} must be a number; "
+                             "write exp(b*log(a)) for a**b")
+        if not math.isfinite(value):
+            raise ValueError(f"the exponent of '**' at character {at} is not a finite number")
+        # Powers printed by sympy (x**2, x**(1/4), x**(3/2)) become the operators
+        # they came from: products of x and of its repeated square roots.
+        magnitude = abs(value)
+        whole = int(min(magnitude, 129))
+        roots = next((r for r in range(4) if ((magnitude - whole) * 2 ** r).is_integer()), None)
+        if magnitude > 128 or roots is None:
+            logarithm = self.add(("op", "log"), [base])
+            return self.add(("op", "exp"), [self.add(("op", "mul"), [self.add(("const", value)), logarithm])])
+        part = (magnitude - whole) * 2 ** roots
+        root = base
+        for _ in range(roots):
+            root = self.add(("op", "sqrt"), [root])
+        factors = [self._product(node, count) for node, count in ((base, whole), (root, int(part))) if count]
+        if not factors:
+            return self.add(("const", 1.0))
+        result = factors[0] if len(factors) == 1 else self.add(("op", "mul"), factors)
+        return self.add(("op", "div"), [self.add(("const", 1.0)), result]) if value < 0 else result
+
+    def _product(self, node, count):
+        """*node* multiplied by itself to *count* factors, by repeated squaring."""
+        result, square = None, node
+        while count:
+            if count & 1:
+                result = square if result is None else self.add(("op", "mul"), [result, square])
+            count >>= 1
+            if count:
+                square = self.add(("op", "mul"), [square, square])
+        return result
+
+
+def _operand(builder, kind, value, at, calls_next):
+    """The node of a number or argument, or ``None`` for an operator call."""
+    if kind == "number":
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"the constant {_quote(value)} at character {at} is not a finite number; "
+                             "the loss needs finite constants")
+        return builder.add(("const", number))
+    if calls_next:
+        if value not in OPERATORS:
+            raise ValueError(
+                f"unknown operator {_quote(value)} at character {at}; known operators: {', '.join(OPERATORS)}"
+            )
+        return None
+    if value in ARGUMENTS:
+        return builder.add(("arg", value))
+    if value.lower() in _NON_FINITE:
+        raise ValueError(f"{value!r} at character {at} is a non-finite constant; the loss needs finite constants")
+    raise ValueError(f"unknown name {_quote(value)} at character {at}; leaves are y_true, y_pred or numbers")
+
+
 def parse(text):
     """Parse a loss expression into its prefix program, without evaluating code.
+
+    Two notations are read: DEAP's prefix text (``neg(mul(y_true,
+    log(y_pred)))``) and infix formulas as the package prints them
+    (``-y_true*log(y_pred)``, ``sqrt(y_pred) + sin(y_true)``), with ``+ - * /
+    **`` and Python's precedence; both may be mixed.  ``/`` is the protected
+    ``div``; ``a**n`` needs a constant exponent and becomes products of ``a``
+    or of its square roots where the exponent allows (``x**(3/2)`` is
+    ``mul(x, sqrt(x))``), else ``exp(mul(n, log(a)))``.  A minus sign before a
+    number makes a negative constant.  The text is read with explicit stacks,
+    never by recursion or ``eval``, and is limited to :data:`MAX_LENGTH`
+    characters, :data:`MAX_DEPTH` levels and :data:`MAX_NODES` nodes.
 
     :param text: an expression such as ``"neg(mul(y_true, log(y_pred)))"``.
     :returns: a list of ``("op", name)``, ``("arg", name)`` and
               ``("const", float)`` entries in prefix order.
     :raises ValueError: naming the offending token when the text is not a
-                        well-formed expression of the known operators.
+                        well-formed expression of the known operators, or is
+                        past a limit.
     """
     if not isinstance(text, str):
-        raise ValueError(f"a loss expression must be a string, got {type(text).__name__}")
+        hint = "; decode it first" if isinstance(text, (bytes, bytearray)) else ""
+        raise ValueError(f"a loss expression must be a string, got {type(text).__name__}{hint}")
+    if len(text) > MAX_LENGTH:
+        raise ValueError(f"the loss expression is {len(text)} characters long; at most {MAX_LENGTH} are accepted")
     tokens = _tokenize(text)
     if not tokens:
         raise ValueError("the loss expression is empty: give e.g. 'neg(mul(y_true, log(y_pred)))'")
-    program = []
-    open_ops = []  # [name, arity, arguments read so far]
-    i = 0
+    builder = _Builder()
+    operands = []
+    # Pending operators: [kind, symbol or operator name, character, arguments read]
+    # with kind "binary", "unary", "paren" or "call".
+    pending = []
 
-    def expect(symbol):
-        if i >= len(tokens):
-            raise ValueError(f"loss expression ends early: expected {symbol!r} after {tokens[-1][1]!r}")
-        if tokens[i][1] != symbol:
-            raise ValueError(f"expected {symbol!r} at character {tokens[i][2]}, found {tokens[i][1]!r}")
-
-    while True:
-        if i >= len(tokens):
-            raise ValueError("loss expression ends early: an argument is missing")
-        kind, value, at = tokens[i]
-        if kind == "number":
-            program.append(("const", float(value)))
-            i += 1
-        elif kind == "name" and i + 1 < len(tokens) and tokens[i + 1][1] == "(":
-            if value not in OPERATORS:
-                raise ValueError(
-                    f"unknown operator {value!r} at character {at}; known operators: {', '.join(OPERATORS)}"
-                )
-            program.append(("op", value))
-            open_ops.append([value, OPERATORS[value][0], 0])
-            i += 2
-            continue
-        elif kind == "name":
-            if value not in ARGUMENTS:
-                raise ValueError(
-                    f"unknown name {value!r} at character {at}; leaves are y_true, y_pred or numbers"
-                )
-            program.append(("arg", value))
-            i += 1
+    def apply(kind, symbol, at):
+        right = operands.pop()
+        if kind == "unary":
+            entry = builder.nodes[right][0]
+            if symbol == "+":
+                operands.append(right)
+            elif entry[0] == "const":
+                operands.append(builder.add(("const", -entry[1])))
+            else:
+                operands.append(builder.add(("op", "neg"), [right]))
+            return
+        left = operands.pop()
+        if symbol == "**":
+            operands.append(builder.power(left, right, at))
         else:
-            raise ValueError(f"unexpected {value!r} at character {at}: expected an operator, argument or number")
-        # A complete sub-expression was read: close every operator it completes.
-        while open_ops:
-            top = open_ops[-1]
-            top[2] += 1
-            if top[2] < top[1]:
-                expect(",")
-                i += 1
+            operands.append(builder.add(("op", _BINARY[symbol][0]), [left, right]))
+
+    def unwind(precedence=0, right_associative=False):
+        while pending and pending[-1][0] in ("binary", "unary"):
+            kind, symbol, at, _ = pending[-1]
+            top = _UNARY_PRECEDENCE if kind == "unary" else _BINARY[symbol][1]
+            if top < precedence or (top == precedence and right_associative):
                 break
-            if i < len(tokens) and tokens[i][1] == ",":
-                raise ValueError(f"operator {top[0]!r} takes {top[1]} argument(s), got more")
-            expect(")")
-            i += 1
-            open_ops.pop()
-        if not open_ops:
-            break
-    if i != len(tokens):
-        raise ValueError(f"unexpected text after the expression at character {tokens[i][2]}: {tokens[i][1]!r}")
-    return program
+            pending.pop()
+            apply(kind, symbol, at)
+
+    def push(entry):
+        pending.append(entry)
+        if len(pending) > MAX_DEPTH:
+            raise ValueError(f"the loss expression is nested more than {MAX_DEPTH} levels deep; use a shallower one")
+
+    expect_operand = True
+    i = 0
+    while i < len(tokens):
+        kind, value, at = tokens[i]
+        calls_next = i + 1 < len(tokens) and tokens[i + 1][1] == "("
+        i += 1
+        if expect_operand:
+            if kind in ("number", "name"):
+                node = _operand(builder, kind, value, at, kind == "name" and calls_next)
+                if node is None:
+                    push(["call", value, at, 0])
+                    i += 1
+                else:
+                    operands.append(node)
+                    expect_operand = False
+            elif value in "+-":
+                push(["unary", value, at, 0])
+            elif value == "(":
+                push(["paren", value, at, 0])
+            else:
+                raise ValueError(f"expected an operator, argument or number at character {at}, found {value!r}")
+        elif value in _BINARY:
+            unwind(_BINARY[value][1], value == "**")
+            push(["binary", value, at, 0])
+            expect_operand = True
+        elif value in ",)":
+            unwind()
+            if not pending:
+                raise ValueError(f"unexpected {value!r} at character {at}: no parenthesis is open")
+            group = pending[-1]
+            if group[0] == "paren" and value == ",":
+                raise ValueError(f"unexpected ',' at character {at}: commas separate an operator's arguments")
+            if group[0] == "call":
+                group[3] += 1
+                arity = OPERATORS[group[1]][0]
+                if group[3] >= arity if value == "," else group[3] != arity:
+                    raise ValueError(f"operator {group[1]!r} at character {group[2]} takes {arity} argument(s), "
+                                     f"got {'more' if value == ',' else group[3]}")
+            if value == ",":
+                expect_operand = True
+                continue
+            pending.pop()
+            if group[0] == "call":
+                children = operands[-arity:]
+                del operands[-arity:]
+                operands.append(builder.add(("op", group[1]), children))
+        else:
+            raise ValueError(f"unexpected text after a complete expression at character {at}: {_quote(value)}; "
+                             "expected an operator, ',' or ')'")
+    if expect_operand:
+        raise ValueError("loss expression ends early: an argument is missing")
+    unwind()
+    if pending:
+        raise ValueError(f"loss expression ends early: the parenthesis at character {pending[-1][2]} is not closed")
+    (root,) = operands
+    return builder.program(root)
 
 
 def evaluate(program, y_true, y_pred, xp):
@@ -253,6 +430,18 @@ def _build_loss_class():
                 y_true = ops.one_hot(ops.reshape(ops.cast(y_true, "int32"), (-1,)), y_pred.shape[-1])
             y_true = ops.cast(y_true, y_pred.dtype)
             return ops.mean(evaluate(self._program, y_true, y_pred, ops), axis=-1)
+
+        @classmethod
+        def from_config(cls, config):
+            """Rebuild the loss from :meth:`get_config`'s output.
+
+            :param config: a dict holding at least the expression.
+            :returns: the loss.
+            :raises ValueError: when the config has no expression.
+            """
+            if not isinstance(config, dict) or config.get("expression") is None:
+                raise ValueError(f"the loss config must hold an 'expression', got {_quote(repr(config))}")
+            return cls(**config)
 
         def get_config(self):
             """The serialisable configuration.
