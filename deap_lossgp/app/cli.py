@@ -91,14 +91,17 @@ def build_parser():
 
     evaluate = commands.add_parser("evaluate", help="train with one loss and compare it to cross-entropy",
                                    description="Train with one loss expression and compare it to cross-entropy.")
-    evaluate.add_argument("expression", help='e.g. "neg(mul(y_true, log(y_pred)))" or a reference name (ngl, focal...)')
+    evaluate.add_argument("expression", help='e.g. "neg(mul(y_true, log(y_pred)))", "-y_true*log(y_pred)" or a '
+                                             'reference name (ngl, focal...)')
     _add_preset_arguments(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the full record as JSON")
 
     export = commands.add_parser("export", help="export the best loss of a run",
                                  description="Export the best loss of a run.", epilog=_EXIT_STATUSES)
     export.add_argument("run_dir", type=pathlib.Path)
-    export.add_argument("--format", choices=["py", "json", "latex"], default="py")
+    export.add_argument("--format", choices=["keras", "torch", "numpy", "json", "latex", "py"], default="keras",
+                        help="keras (default): a Keras loss class; torch: a torch.nn.Module loss; numpy: a NumPy "
+                             "function; json: best.json; latex: the formula; py: former name of keras")
     export.add_argument("--output", type=pathlib.Path, help="file to write (default: standard output)")
 
     show = commands.add_parser("show", help="summarise a run", description="Summarise a run directory.")
@@ -203,7 +206,7 @@ def _cmd_evaluate(args):
     from ..fitness import LossFitness
     from ..gp.losses import REFERENCE_EXPRESSIONS
 
-    expression = REFERENCE_EXPRESSIONS.get(args.expression, args.expression)
+    expression = REFERENCE_EXPRESSIONS.get(args.expression.strip(), args.expression)
     from ..gp.standalone import parse
 
     parse(expression)  # a malformed expression is an argument error, before any training
@@ -247,7 +250,8 @@ def _num(value):
 
 
 def _cmd_export(args):
-    from ..gp.expression import to_latex, to_python_source
+    from ..gp.export import EXPORT_FORMATS, to_source
+    from ..gp.expression import to_latex
     from ..search.rundir import RunDirectory, describe_statuses
 
     run = RunDirectory(args.run_dir)
@@ -259,8 +263,8 @@ def _cmd_export(args):
             return _NOTHING_TRAINED
         raise CommandError(f"{args.run_dir} has no best.json yet; finish the run with 'deap-lossgp resume {args.run_dir}'")
     best = json.loads(run.best.read_text())
-    if args.format == "py":
-        text = to_python_source(best["expression"])
+    if args.format in EXPORT_FORMATS or args.format == "py":
+        text = to_source(best["expression"], "keras" if args.format == "py" else args.format)
     elif args.format == "latex":
         text = to_latex(best["expression"]) + "\n"
     else:
@@ -328,6 +332,21 @@ _COMMANDS = {
 }
 
 
+def _positional_expression(argv):
+    """``argv`` where evaluate's expression, if it starts with a minus sign
+    (``-y_true*log(y_pred)``), is kept from being read as an option: a space
+    before it, which the expression parser skips, tells argparse it is a value."""
+    argv = list(argv)
+    if argv[:1] == ["evaluate"]:
+        for index, word in enumerate(argv[1:], 1):
+            if word == "--":
+                break
+            if word.startswith("-") and not word.startswith("--") and word not in ("-", "-h"):
+                argv[index] = " " + word
+                break
+    return argv
+
+
 def main(argv=None):
     """Entry point of ``deap-lossgp``.
 
@@ -336,7 +355,7 @@ def main(argv=None):
     """
     from ..checkpoint import CheckpointError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_positional_expression(sys.argv[1:] if argv is None else argv))
     try:
         status = _COMMANDS[args.command](args)
     except (CommandError, CheckpointError, ValueError, FileNotFoundError) as error:

@@ -65,8 +65,8 @@ def program_of(tree):
                 raise ValueError(f"primitive {node.name!r} is not a loss operator; use make_pset()")
             program.append(("op", node.name))
         elif not isinstance(node, gp.Terminal):
-            raise ValueError(f"a DEAP tree holds primitives and terminals, got a {type(node).__name__}; "
-                             "give a tree or an expression string")
+            raise ValueError(f"a loss expression must be a string or a DEAP tree, got a {type(tree).__name__} "
+                             f"holding a {type(node).__name__}")
         elif node.value in ARGUMENTS:
             program.append(("arg", node.value))
         elif isinstance(node.value, (int, float)) and not isinstance(node.value, bool):

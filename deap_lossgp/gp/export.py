@@ -1,0 +1,243 @@
+"""Export a loss as a standalone module for Keras, PyTorch or NumPy.
+
+:func:`to_source` writes the module of one format: ``"keras"`` (a Keras 3 loss
+class, for any Keras backend: :func:`~deap_lossgp.gp.expression.to_python_source`),
+``"torch"`` (a :class:`torch.nn.Module` loss) or ``"numpy"`` (a plain function).
+The PyTorch and NumPy modules compute the expression as straight-line code,
+one statement per operator, with the protected operators of
+:mod:`deap_lossgp.gp.standalone` (same thresholds), so their values and
+gradients match the Keras loss the search trained with.  None of them
+imports deap_lossgp.
+"""
+
+from . import standalone
+from .expression import program_of, to_formula, to_python_source, to_string
+
+__all__ = ["EXPORT_FORMATS", "to_source", "to_torch_source", "to_numpy_source"]
+
+#: The formats :func:`to_source` writes.
+EXPORT_FORMATS = ("keras", "torch", "numpy")
+
+_INFIX = {"add": "{} + {}", "sub": "{} - {}", "mul": "{} * {}", "neg": "-{}"}
+
+
+def _statements(program, namespace):
+    """Straight-line code computing the expression from ``y_true`` and ``y_pred``.
+
+    :returns: ``(lines, result)``: the statements and the name (or literal) of the result.
+    """
+    stack, lines = [], []
+    for kind, value in reversed(program):
+        if kind == "const":
+            stack.append(f"constant({value!r})")
+        elif kind == "arg":
+            stack.append(value)
+        else:
+            arity = standalone.OPERATORS[value][0]
+            arguments = [stack.pop() for _ in range(arity)]
+            if value in _INFIX:
+                code = _INFIX[value].format(*arguments)
+            elif value in ("sin", "cos"):
+                code = f"{namespace}.{value}({arguments[0]})"
+            else:
+                code = f"protected_{value}({', '.join(arguments)})"
+            lines.append(f"    t{len(lines)} = {code}")
+            stack.append(f"t{len(lines) - 1}")
+    return lines, stack[0]
+
+
+def _header(text, title, usage):
+    return (
+        f'"""Evolved loss, exported by deap_lossgp, {title}.\n\n'
+        f"Expression: {text}\n"
+        f"Formula (protected operators shown plain): {to_formula(text)}\n\n"
+        f"Usage::\n\n{usage}\n\n"
+        "Protected operators: a divisor below TINY in magnitude gives 1; sqrt and\n"
+        "log take the magnitude of their input, floored at TINY; exp's input is\n"
+        "capped at EXP_LIMIT.\n"
+        '"""\n\n'
+    )
+
+
+_PROTECTED = '''
+EXPRESSION = {text!r}
+TINY = {tiny!r}
+EXP_LIMIT = {limit!r}
+
+
+def protected_div(a, b):
+    # The divisor is made safe before dividing, so the discarded branch has no NaN gradient.
+    small = {ns}.abs(b) < TINY
+    return {ns}.where(small, 1.0, a / {ns}.where(small, 1.0, b))
+
+
+def protected_sqrt(a):
+    return {ns}.sqrt({floor})
+
+
+def protected_log(a):
+    return {ns}.log({floor})
+
+
+def protected_exp(a):
+    return {ns}.exp({cap})
+'''
+
+
+def _module(tree, namespace, floor, cap, constant, title, usage, imports, tail):
+    text = to_string(tree)
+    program = program_of(text)
+    lines, result = _statements(program, namespace)
+    if any(kind == "const" for kind, _ in program):
+        # Constants take y_pred's dtype (and device), as Keras's do.
+        lines.insert(0, f"    constant = {constant}")
+    protected = _PROTECTED.format(text=text, tiny=standalone.TINY, limit=standalone.EXP_LIMIT, ns=namespace,
+                                  floor=floor, cap=cap)
+    body = "\n".join(lines + [f"    # A sub-expression may not depend on y_pred; the loss is per element.",
+                              f"    return {result} + {namespace}.zeros_like(y_pred)"])
+    return _header(text, title, usage) + imports + protected + tail.format(body=body)
+
+
+_TORCH_TAIL = '''
+
+def elementwise(y_true, y_pred):
+    """The expression, element by element.
+
+    :param y_true: one-hot labels, a tensor of ``y_pred``'s shape and dtype.
+    :param y_pred: predicted probabilities, shape ``(batch, classes)``.
+    :returns: a tensor of ``y_pred``'s shape.
+    """
+{body}
+
+
+class {name}(torch.nn.Module):
+    """The evolved loss: the expression averaged over classes, then reduced over the batch.
+
+    Called like PyTorch's losses, ``loss(input, target)``, but ``input``
+    holds probabilities (end the model with a softmax), not logits.
+
+    :param reduction: ``"mean"`` (default) or ``"sum"`` over the batch, or
+                      ``"none"`` for the loss of each sample.
+    """
+
+    expression = EXPRESSION
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {{reduction!r}}")
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        """The loss.
+
+        :param input: predicted probabilities, shape ``(batch, classes)``.
+        :param target: one-hot labels of the same shape, or class indices, shape ``(batch,)``.
+        :returns: a scalar, or one value per sample with ``reduction="none"``.
+        """
+        if target.dim() < input.dim() or target.shape[-1] != input.shape[-1]:
+            target = torch.nn.functional.one_hot(target.long().reshape(-1), input.shape[-1])
+        per_sample = elementwise(target.to(input.dtype), input).mean(dim=-1)
+        if self.reduction == "mean":
+            return per_sample.mean()
+        return per_sample.sum() if self.reduction == "sum" else per_sample
+'''
+
+_NUMPY_TAIL = '''
+
+def elementwise(y_true, y_pred):
+    """The expression, element by element.
+
+    :param y_true: one-hot labels, an array of ``y_pred``'s shape and dtype.
+    :param y_pred: predicted probabilities, shape ``(batch, classes)``.
+    :returns: an array of ``y_pred``'s shape and dtype.
+    """
+{body}
+
+
+def {name}(y_true, y_pred):
+    """The evolved loss of each sample: the expression averaged over classes.
+
+    Take the mean of the result for the loss of a batch.
+
+    :param y_true: one-hot labels, shape ``(batch, classes)``, or class indices, shape ``(batch,)``.
+    :param y_pred: predicted probabilities, shape ``(batch, classes)``.
+    :returns: an array of shape ``(batch,)``.
+    """
+    y_pred = np.asarray(y_pred)
+    if not np.issubdtype(y_pred.dtype, np.floating):
+        y_pred = y_pred.astype("float64")
+    y_true = np.asarray(y_true)
+    if y_true.ndim < y_pred.ndim or y_true.shape[-1] != y_pred.shape[-1]:
+        y_true = np.eye(y_pred.shape[-1])[y_true.astype(int).reshape(-1)]
+    with np.errstate(all="ignore"):
+        return elementwise(y_true.astype(y_pred.dtype), y_pred).mean(axis=-1)
+'''
+
+
+def _check_name(argument, name):
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"{argument} must be a Python identifier, got {name!r}")
+
+
+def to_torch_source(tree, class_name="EvolvedLoss"):
+    """A standalone module defining the loss as a :class:`torch.nn.Module`.
+
+    It needs only PyTorch.  ``class_name(reduction="mean")(input, target)``
+    takes predicted probabilities and one-hot labels (or class indices) and
+    returns the expression averaged over classes and over the batch, as the
+    Keras loss does; autograd gives its gradient.
+
+    :param tree: a DEAP tree or an expression string.
+    :param class_name: name of the generated class (a Python identifier).
+    :returns: the module's source code.
+    :raises ValueError: for an unreadable tree or an invalid class name.
+    """
+    _check_name("class_name", class_name)
+    usage = (f"    from best_loss_torch import {class_name}\n"
+             f"    criterion = {class_name}()\n"
+             f"    loss = criterion(torch.softmax(logits, dim=-1), labels)\n"
+             f"    loss.backward()")
+    return _module(tree, "torch", floor="torch.clamp(torch.abs(a), min=TINY)",
+                   cap="torch.clamp(a, max=EXP_LIMIT)", constant="y_pred.new_tensor",
+                   title="as a PyTorch loss", usage=usage, imports="import torch\n\n"
+                   f'__all__ = ["EXPRESSION", "elementwise", "{class_name}"]\n',
+                   tail=_TORCH_TAIL.replace("{name}", class_name))
+
+
+def to_numpy_source(tree, function_name="evolved_loss"):
+    """A standalone module defining the loss as a plain NumPy function.
+
+    It needs only NumPy.  ``function_name(y_true, y_pred)`` returns the loss
+    of each sample (the expression averaged over classes); its mean is the
+    loss of the batch, as the Keras loss computes it.
+
+    :param tree: a DEAP tree or an expression string.
+    :param function_name: name of the generated function (a Python identifier).
+    :returns: the module's source code.
+    :raises ValueError: for an unreadable tree or an invalid function name.
+    """
+    _check_name("function_name", function_name)
+    usage = (f"    from best_loss_numpy import {function_name}\n"
+             f"    loss = {function_name}(y_true, y_pred).mean()")
+    return _module(tree, "np", floor="np.maximum(np.abs(a), TINY)", cap="np.minimum(a, EXP_LIMIT)",
+                   constant="y_pred.dtype.type", title="as a NumPy function", usage=usage,
+                   imports="import numpy as np\n\n"
+                   f'__all__ = ["EXPRESSION", "elementwise", "{function_name}"]\n',
+                   tail=_NUMPY_TAIL.replace("{name}", function_name))
+
+
+def to_source(tree, format="keras"):
+    """The standalone module of a loss in one of :data:`EXPORT_FORMATS`.
+
+    :param tree: a DEAP tree or an expression string.
+    :param format: ``"keras"`` (a Keras loss class ``EvolvedLoss``),
+                   ``"torch"`` (a :class:`torch.nn.Module` ``EvolvedLoss``) or
+                   ``"numpy"`` (a function ``evolved_loss``).
+    :returns: the module's source code.
+    :raises ValueError: for another format.
+    """
+    writers = {"keras": to_python_source, "torch": to_torch_source, "numpy": to_numpy_source}
+    if format not in writers:
+        raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+    return writers[format](tree)
