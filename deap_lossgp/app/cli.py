@@ -57,12 +57,30 @@ def _add_preset_arguments(parser):
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that reads evaluate's expression as a value even when
+    it starts with a minus sign (``-y_true*log(y_pred)``), which argparse would
+    take for an option: a space put before it, which the expression parser
+    skips, tells argparse it is a value."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if args[:1] == ["evaluate"]:
+            for index, word in enumerate(args[1:], 1):
+                if word == "--":
+                    break
+                if word.startswith("-") and not word.startswith("--") and word not in ("-", "-h"):
+                    args[index] = " " + word
+                    break
+        return super().parse_known_args(args, namespace)
+
+
 def build_parser():
     """Build the argument parser.
 
     :returns: an :class:`argparse.ArgumentParser`.
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="deap-lossgp", description="Evolve loss functions for image classification with genetic programming.",
         epilog=_EXIT_STATUSES,
     )
@@ -332,21 +350,6 @@ _COMMANDS = {
 }
 
 
-def _positional_expression(argv):
-    """``argv`` where evaluate's expression, if it starts with a minus sign
-    (``-y_true*log(y_pred)``), is kept from being read as an option: a space
-    before it, which the expression parser skips, tells argparse it is a value."""
-    argv = list(argv)
-    if argv[:1] == ["evaluate"]:
-        for index, word in enumerate(argv[1:], 1):
-            if word == "--":
-                break
-            if word.startswith("-") and not word.startswith("--") and word not in ("-", "-h"):
-                argv[index] = " " + word
-                break
-    return argv
-
-
 def main(argv=None):
     """Entry point of ``deap-lossgp``.
 
@@ -355,7 +358,7 @@ def main(argv=None):
     """
     from ..checkpoint import CheckpointError
 
-    args = build_parser().parse_args(_positional_expression(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(argv)
     try:
         status = _COMMANDS[args.command](args)
     except (CommandError, CheckpointError, ValueError, FileNotFoundError) as error:

@@ -11,10 +11,14 @@ pset = make_pset()
 # parentheses and commas: it never evaluates code.
 tree = from_string("neg(mul(y_true, log(y_pred)))", pset)
 assert to_string(tree) == str(tree) == "neg(mul(y_true, log(y_pred)))"
-try:
-    from_string("__import__('os').system('ls')", pset)
-except ValueError as error:
-    print("refused:", error)
+# The formulas the tool prints read back as trees too.
+assert to_string("-y_true*log(y_pred)") == "mul(neg(y_true), log(y_pred))"
+assert str(from_string("sqrt(y_pred) + sin(y_true)", pset)) == "add(sqrt(y_pred), sin(y_true))"
+for hostile in ["__import__('os').system('ls')", "neg(" * 5000 + "y_pred" + ")" * 5000, "mul(1e309, y_pred)"]:
+    try:
+        from_string(hostile, pset)
+    except ValueError as error:
+        print("refused:", error)
 
 # Readable formulas of the reference losses (protected operators shown plain).
 for name, expression in REFERENCE_EXPRESSIONS.items():
