@@ -204,7 +204,8 @@ def test_evaluate_takes_a_leading_minus_and_double_dash(capsys):
     # An unknown field fails after the expression is accepted, before any training.
     for args in (["evaluate", "-y_true*log(y_pred)", "--set", "bogus=1"],
                  ["evaluate", "--set", "bogus=1", "--", "-y_true*log(y_pred)"],
-                 ["evaluate", "--set", "bogus=1", "-2*y_pred"]):
+                 ["evaluate", "--set", "bogus=1", "-2*y_pred"],
+                 ["evaluate", "--set=bogus=1", "--(y_pred*2)"]):
         assert main(args) == 2
         assert "unknown FitnessConfig field(s) ['bogus']" in capsys.readouterr().err
 

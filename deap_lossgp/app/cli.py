@@ -20,6 +20,7 @@ import argparse
 import datetime
 import json
 import pathlib
+import re
 import sys
 
 from ..algorithms import LOG_FIELDS
@@ -63,13 +64,16 @@ class _Parser(argparse.ArgumentParser):
     take for an option: a space put before it, which the expression parser
     skips, tells argparse it is a value."""
 
+    # Words that are options (or "-"): any other word starting with "-" is an expression.
+    _OPTION = re.compile(r"--[A-Za-z][\w-]*(=.*)?|-h|-")
+
     def parse_known_args(self, args=None, namespace=None):
         args = list(sys.argv[1:] if args is None else args)
         if args[:1] == ["evaluate"]:
             for index, word in enumerate(args[1:], 1):
                 if word == "--":
                     break
-                if word.startswith("-") and not word.startswith("--") and word not in ("-", "-h"):
+                if word.startswith("-") and not self._OPTION.fullmatch(word):
                     args[index] = " " + word
                     break
         return super().parse_known_args(args, namespace)
