@@ -96,7 +96,7 @@ def test_a_run_keeps_its_stored_settings_when_the_preset_changes_in_code(tmp_pat
     monkeypatch.setitem(presets.PRESETS, "quick", presets.Preset("quick", "changed", changed,
                                                                  presets.SearchConfig(population=5)))
     stored = json.loads((run_dir / "config.json").read_text())
-    run_search(run_dir, stored, progress=False, verbose=False)
+    run_search(run_dir, stored, progress=False)
     records = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()]
     trained = [r for r in records if r["tasks"]]
     assert trained and all(task["epochs"] == 1 for r in trained for task in r["tasks"].values())

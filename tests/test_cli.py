@@ -28,9 +28,9 @@ def test_every_subcommand_has_help(command, capsys):
         (["evolve", "--population", "0"], "population"),
         (["evolve", "--set", "metric=bogus"], "metric"),
         (["evaluate", "__import__('os')"], "cannot read loss expression"),
-        (["show", "no-such-run"], "not a run directory"),
-        (["export", "no-such-run"], "no best.json"),
-        (["resume", "no-such-run"], "not a run directory"),
+        (["show", "no-such-run"], "no-such-run does not exist"),
+        (["export", "no-such-run"], "no-such-run does not exist"),
+        (["resume", "no-such-run"], "no-such-run does not exist"),
     ],
 )
 def test_bad_arguments_give_one_clear_line_and_status_2(args, message, capsys, tmp_path, monkeypatch):

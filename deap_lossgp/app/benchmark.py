@@ -39,7 +39,7 @@ def _run_algorithm(name, population, seed, config, seed_dir):
     try:
         # Each algorithm draws from a stream of its own, so a resumed or reordered run is unchanged.
         _, logbook, halloffame, best = run_search(run_dir, config, population=population, stream=name,
-                                                  progress=False, verbose=False)
+                                                  progress=False)
         elapsed = best["elapsed_seconds"]
     except NothingTrainedError as error:
         logbook, halloffame, best, elapsed = error.logbook, error.halloffame, None, error.elapsed_seconds

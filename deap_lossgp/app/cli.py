@@ -29,6 +29,9 @@ from ..search.parallel import BACKENDS
 
 __all__ = ["main", "build_parser"]
 
+_QUIET_HELP = "print only the final summary (no run directory line, progress bar or logbook rows)"
+#: Commands that train, and so import TensorFlow.
+_TRAINING_COMMANDS = ("evolve", "resume", "evaluate", "benchmark")
 #: Exit status when no candidate loss completed training.
 _NOTHING_TRAINED = 3
 _EXIT_STATUSES = ("exit status: 0 success, 2 error in the arguments or the configuration, 3 nothing trained "
@@ -79,6 +82,12 @@ class _Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
 
+def _add_verbose_argument(parser):
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's own log lines (hidden by default; a TF_CPP_MIN_LOG_LEVEL "
+                             "set in the environment is respected)")
+
+
 def build_parser():
     """Build the argument parser.
 
@@ -103,20 +112,28 @@ def build_parser():
                         help="how evaluations run: a local process pool (default), serially, or SCOOP "
                              "(start with python -m scoop)")
     evolve.add_argument("--workers", type=int, help="worker processes for --backend process (default: CPU cores)")
-    evolve.add_argument("--output", type=pathlib.Path, help="run directory (default: runs/<time>-<preset>-<algorithm>)")
-    evolve.add_argument("--quiet", action="store_true", help="no progress bar or logbook lines")
+    evolve.add_argument("--output", type=pathlib.Path,
+                        help="run directory (default: runs/<YYYYmmdd-HHMMSS>-<preset>-<algorithm>-seed<seed>)")
+    evolve.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
+    _add_verbose_argument(evolve)
 
     resume = commands.add_parser("resume", help="continue a stopped search", description="Continue a stopped search.",
                                  epilog=_EXIT_STATUSES)
     resume.add_argument("run_dir", type=pathlib.Path)
-    resume.add_argument("--quiet", action="store_true")
+    resume.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
+    _add_verbose_argument(resume)
 
     evaluate = commands.add_parser("evaluate", help="train with one loss and compare it to cross-entropy",
                                    description="Train with one loss expression and compare it to cross-entropy.")
     evaluate.add_argument("expression", help='e.g. "neg(mul(y_true, log(y_pred)))", "-y_true*log(y_pred)" or a '
                                              'reference name (ngl, focal...)')
     _add_preset_arguments(evaluate)
+    evaluate.add_argument("--repeats", type=int, default=1, metavar="N",
+                          help="train with N seeds (the preset's seed and the next ones), the loss and "
+                               "cross-entropy under each, and report mean ± std and a paired comparison "
+                               "(default 1)")
     evaluate.add_argument("--json", action="store_true", help="print the full record as JSON")
+    _add_verbose_argument(evaluate)
 
     export = commands.add_parser("export", help="export the best loss of a run",
                                  description="Export the best loss of a run.", epilog=_EXIT_STATUSES)
@@ -143,6 +160,7 @@ def build_parser():
     bench.add_argument("--workers", type=int, help="worker processes (default: CPU cores)")
     bench.add_argument("--output", type=pathlib.Path, default=pathlib.Path("benchmark-results"),
                        help="output directory; finished seeds in it are not run again (default: benchmark-results)")
+    _add_verbose_argument(bench)
 
     return parser
 
@@ -166,27 +184,76 @@ def _cmd_evolve(args):
     )
     if (output / "config.json").exists():
         raise CommandError(f"{output} already holds a run; use 'deap-lossgp resume {output}' or another --output")
-    print(f"run directory: {output}")
+    if not args.quiet:
+        print(f"run directory: {output}")
     return _search(args, output, config)
 
 
 def _cmd_resume(args):
+    from ..search.driver import resolve_config
+
+    run = _existing_run(args.run_dir)
+    config = run.read_config()
+    done, generations = _generations_done(run), resolve_config(config)[1].generations
+    if done > generations:
+        print(f"{args.run_dir} is finished: all {generations} generations ran, there is nothing to resume "
+              f"(its results: deap-lossgp show {args.run_dir})")
+        if run.best.exists():
+            _finish(json.loads(run.best.read_text()), args.run_dir)
+            return 0
+        _print_nothing_trained(args.command, args.run_dir, _untrained_statuses(run) or {})
+        return _NOTHING_TRAINED
+    return _search(args, args.run_dir, config)
+
+
+def _existing_run(path):
+    """The :class:`~deap_lossgp.search.rundir.RunDirectory` at *path*; a missing directory is an error."""
     from ..search.rundir import RunDirectory
 
-    config = RunDirectory(args.run_dir).read_config()
-    return _search(args, args.run_dir, config)
+    if not path.exists():
+        raise CommandError(f"{path} does not exist; give a run directory that 'deap-lossgp evolve' wrote "
+                           "(runs/<YYYYmmdd-HHMMSS>-<preset>-<algorithm>-seed<seed> by default)")
+    return RunDirectory(path)
+
+
+def _generations_done(run):
+    """How many generations of a run finished (generation 0 included), from its checkpoint."""
+    from ..checkpoint import load_checkpoint
+
+    return load_checkpoint(run.checkpoint)["generation"] if run.checkpoint.exists() else 0
 
 
 def _search(args, run_dir, config):
     from ..search.driver import NothingTrainedError, run_search
 
     try:
-        result = run_search(run_dir, config, progress=not args.quiet, verbose=not args.quiet)
+        result = run_search(run_dir, config, progress=not args.quiet, on_generation=_GenerationReport(args.quiet))
     except NothingTrainedError as error:
         print(_nothing_trained_message(args.command, error, run_dir, config), file=sys.stderr)
         return _NOTHING_TRAINED
-    _finish(result, run_dir)
+    _finish(result[3], run_dir)
     return 0
+
+
+class _GenerationReport:
+    """Per generation of a search: redraw ``fitness.png`` and, unless *quiet*, print the new logbook rows
+    above the progress bar."""
+
+    def __init__(self, quiet):
+        self.quiet = quiet
+        self.printed = 0
+
+    def __call__(self, run, logbook, halloffame):
+        from tqdm.auto import tqdm
+
+        from .plots import plot_fitness
+
+        plot_fitness(run.plot, logbook)
+        if not self.quiet:
+            # A resumed run's first call shows its whole history, header included.
+            logbook.buffindex = self.printed
+            tqdm.write(logbook.stream)
+            self.printed = len(logbook)
 
 
 def _nothing_trained_message(command, error, run_dir, config):
@@ -208,12 +275,14 @@ def _nothing_trained_message(command, error, run_dir, config):
     ])
 
 
-def _finish(result, output):
-    best = result[3]
+def _finish(best, output):
+    from ..search.halloffame import format_fitness
+
     print(f"best loss: {best['expression']}")
     print(f"formula:   {best['formula']}")
-    print(f"fitness:   wins={best['fitness'][0]:g}, improvement={best['fitness'][1]:.4g}")
+    print(f"fitness:   {format_fitness(best['fitness'])}")
     print(f"use it:    from best_loss import EvolvedLoss  (file: {pathlib.Path(output) / 'best_loss.py'})")
+    print(f"more:      deap-lossgp show {output}  (top losses: {pathlib.Path(output) / 'hall_of_fame.csv'})")
 
 
 def _untrained_statuses(run):
@@ -232,12 +301,23 @@ def _cmd_evaluate(args):
     from ..gp.standalone import parse
 
     parse(expression)  # a malformed expression is an argument error, before any training
+    if args.repeats != 1:
+        return _evaluate_repeats(args, expression)
     fitness = LossFitness(preset=args.preset, **_overrides(args))
     record = fitness.evaluate_detailed(expression)
     if args.json:
         print(json.dumps(record, indent=2, default=str))
         return
     print(format_record(record))
+
+
+def _evaluate_repeats(args, expression):
+    from ..fitness import compare_with_ce, format_comparison
+
+    if args.repeats < 1:
+        raise CommandError(f"--repeats must be at least 1 (the number of seeds), got {args.repeats}")
+    comparison = compare_with_ce(expression, repeats=args.repeats, preset=args.preset, **_overrides(args))
+    print(json.dumps(comparison, indent=2, default=str) if args.json else format_comparison(comparison))
 
 
 def format_record(record):
@@ -248,7 +328,7 @@ def format_record(record):
     """
     lines = [f"expression: {record['expression']}"]
     tasks = record.get("tasks") or {}
-    header = (f"{'task':<20}{'val acc':>9}{'CE acc':>9}{'val loss':>10}{'val CE':>9}{'CE(CE)':>9}"
+    header = (f"{'task':<20}{'acc':>9}{'CE acc':>9}{'own loss':>10}{'xent':>9}{'CE xent':>9}"
               f"{'improv.':>9}  stop")
     if tasks:
         lines += [header, "-" * len(header)]
@@ -259,6 +339,10 @@ def format_record(record):
             f"{_num(task.get('val_loss')):>10}{_num(task.get('val_ce')):>9}{_num(baseline.get('val_ce')):>9}"
             f"{_num(task.get('improvement')):>9}  {task.get('stop_reason', '')}"
         )
+    if tasks:
+        lines.append("acc, xent: validation accuracy and cross-entropy of the model trained with the loss; "
+                     "CE acc, CE xent: of the model trained with cross-entropy; own loss: the loss's value; "
+                     "improv.: relative gain over cross-entropy under the metric")
     wins, improvement = record["fitness"]
     lines.append(f"metric: {record.get('metric')} ({record.get('averaging')} averaging)   wins: {wins:g}   "
                  f"fitness (average improvement): {improvement:.4g}")
@@ -274,17 +358,17 @@ def _num(value):
 def _cmd_export(args):
     from ..gp.export import EXPORT_FORMATS, to_source
     from ..gp.expression import to_latex
-    from ..search.rundir import RunDirectory, describe_statuses
 
-    run = RunDirectory(args.run_dir)
-    if not run.best.exists():
+    run = _existing_run(args.run_dir)
+    run.read_config()  # a directory that is not a run is an error that says so, before any advice
+    if run.best.exists():
+        best = json.loads(run.best.read_text())
+    else:
         statuses = _untrained_statuses(run)
         if statuses is not None:
-            print(f"deap-lossgp export: {args.run_dir}: no candidate completed training "
-                  f"({describe_statuses(statuses)}); there is no loss to export", file=sys.stderr)
+            _print_nothing_trained(args.command, args.run_dir, statuses)
             return _NOTHING_TRAINED
-        raise CommandError(f"{args.run_dir} has no best.json yet; finish the run with 'deap-lossgp resume {args.run_dir}'")
-    best = json.loads(run.best.read_text())
+        best = _best_so_far(run, args.run_dir)
     if args.format in EXPORT_FORMATS or args.format == "py":
         text = to_source(best["expression"], "keras" if args.format == "py" else args.format)
     elif args.format == "latex":
@@ -298,14 +382,44 @@ def _cmd_export(args):
         sys.stdout.write(text)
 
 
-def _cmd_show(args):
-    from ..search.rundir import RunDirectory, describe_statuses, logbook_rows
+def _print_nothing_trained(command, run_dir, statuses):
+    from ..search.rundir import describe_statuses
 
-    run = RunDirectory(args.run_dir)
+    print(f"deap-lossgp {command}: {run_dir}: no candidate completed training ({describe_statuses(statuses)}); "
+          "there is no loss to export", file=sys.stderr)
+
+
+def _best_so_far(run, run_dir):
+    """The first row of an unfinished run's hall of fame, as ``best.json`` would hold it, with a note on stderr."""
+    from ..search.driver import resolve_config
+    from ..search.halloffame import read_hall_of_fame
+
+    rows = read_hall_of_fame(run.hall_of_fame)
+    if not rows:
+        raise CommandError(f"{run_dir} has no finished generation yet, so no loss to export; continue the run with "
+                           f"'deap-lossgp resume {run_dir}'")
+    top = rows[0]
+    done, generations = _generations_done(run), resolve_config(run.read_config())[1].generations
+    print(f"note: {run_dir} is unfinished ({done} of {generations + 1} generations, generation 0 included); "
+          f"exported its best loss so far; 'deap-lossgp resume {run_dir}' continues the run", file=sys.stderr)
+    return {"expression": top["expression"], "formula": top["formula"],
+            "fitness": [float(top["wins"]), float(top["improvement"])], "size": int(top["size"]),
+            "height": int(top["height"]), "finished": False}
+
+
+def _cmd_show(args):
+    from ..search.driver import resolve_config
+    from ..search.halloffame import format_fitness, read_hall_of_fame
+    from ..search.rundir import describe_statuses, logbook_rows
+
+    run = _existing_run(args.run_dir)
     config = run.read_config()
+    done, generations = _generations_done(run), resolve_config(config)[1].generations
     print(f"run:       {args.run_dir}")
     print(f"preset:    {config['preset']}  algorithm: {config['algorithm']}  seed: {config['seed']}  "
           f"backend: {config['backend']}")
+    state = "finished" if done > generations else "running or interrupted ('deap-lossgp resume' continues it)"
+    print(f"progress:  {done} of {generations + 1} generations (generation 0 included): {state}")
     if run.checkpoint.exists():
         from ..checkpoint import load_checkpoint
 
@@ -315,15 +429,45 @@ def _cmd_show(args):
         print("".join(f"{c:>19}" for c in columns))
         for row in rows:
             print("".join(f"{_cell(row.get(c)):>19}" for c in columns))
+    rows = read_hall_of_fame(run.hall_of_fame)
+    if rows:
+        print(f"hall of fame ({len(rows)} best distinct losses so far; all columns in {run.hall_of_fame}):")
+        print(_hall_of_fame_table(rows))
     if run.best.exists():
         best = json.loads(run.best.read_text())
         print(f"best:      {best['expression']}")
         print(f"formula:   {best['formula']}")
-        print(f"fitness:   {best['fitness']}")
+        print(f"fitness:   {format_fitness(best['fitness'])}")
     elif (statuses := _untrained_statuses(run)) is not None:
         print(f"best:      none: no candidate completed training ({describe_statuses(statuses)})")
+    elif rows:
+        print(f"best:      (run unfinished) so far {rows[0]['expression']}")
+        print(f"fitness:   {format_fitness((rows[0]['wins'], rows[0]['improvement']))}")
     else:
-        print("best:      (not finished yet)")
+        print("best:      (no generation finished yet)")
+
+
+def _hall_of_fame_table(rows):
+    """The hall of fame's rank, fitness, per-task improvements, size and formula, one line per loss."""
+    tasks = [column for column in rows[0] if column.endswith(" improvement") and column != "improvement"]
+    columns = ["rank", "wins", "improvement", *tasks, "size"]
+    widths = [max(len(c), 8) for c in columns]
+    lines = ["  ".join(f"{c:>{w}}" for c, w in zip(columns, widths)) + "  formula"]
+    for row in rows:
+        cells = [_csv_cell(row.get(c)) for c in columns]
+        formula = row["formula"] if len(row["formula"]) <= 70 else row["formula"][:67] + "..."
+        lines.append("  ".join(f"{cell:>{w}}" for cell, w in zip(cells, widths)) + f"  {formula}")
+    return "\n".join(lines)
+
+
+def _csv_cell(text):
+    """A CSV cell shown compactly: numbers to 4 significant digits, empty as '-'."""
+    if not text:
+        return "-"
+    try:
+        return f"{float(text):.4g}"
+    except ValueError:
+        return text
 
 
 def _cell(value):
@@ -363,6 +507,10 @@ def main(argv=None):
     from ..checkpoint import CheckpointError
 
     args = build_parser().parse_args(argv)
+    if args.command in _TRAINING_COMMANDS and not args.verbose:
+        from ..fitness.runtime import quiet_tensorflow
+
+        quiet_tensorflow()
     try:
         status = _COMMANDS[args.command](args)
     except (CommandError, CheckpointError, ValueError, FileNotFoundError) as error:

@@ -6,7 +6,8 @@ function configured by a :class:`FitnessConfig` (:mod:`.config`).
 determinism).  The submodules can be used on their own: :mod:`.datasets`
 (loaders, splits, task variants), :mod:`.models` (builders),
 :mod:`.training` (one reproducible training run), :mod:`.baseline` (the
-stored cross-entropy baselines) and :mod:`.scoring` (thesis Algorithm 3).
+stored cross-entropy baselines), :mod:`.scoring` (thesis Algorithm 3) and
+:mod:`.compare` (a loss against cross-entropy over several seeds).
 TensorFlow is imported on first training, not on import.
 """
 
@@ -23,13 +24,17 @@ from .datasets import (
     register_dataset,
 )
 from .evaluator import LossFitness
+from .compare import METRIC_FIELDS, compare_with_ce, format_comparison
 from .models import MODELS, build_model, get_model_builder, register_model
 from .scoring import AVERAGING, METRICS, WORST_FITNESS, aggregate, improvement, score
-from .runtime import configure_tensorflow
+from .runtime import configure_tensorflow, quiet_tensorflow
 from .training import STOP_REASONS, is_hopeless, train_model, train_tasks
 
 __all__ = [
     "LossFitness",
+    "compare_with_ce",
+    "format_comparison",
+    "METRIC_FIELDS",
     "FitnessConfig",
     "FITNESS_PRESETS",
     "fitness_preset",
@@ -53,6 +58,7 @@ __all__ = [
     "build_model",
     "STOP_REASONS",
     "configure_tensorflow",
+    "quiet_tensorflow",
     "train_model",
     "train_tasks",
     "is_hopeless",

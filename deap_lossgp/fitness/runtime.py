@@ -5,12 +5,28 @@ its first operation.  Everything that trains goes through
 :func:`configure_tensorflow`, and the map backends start their workers with
 :func:`worker_initializer`, so one module decides what a process looks like.
 Importing this module does not import TensorFlow.
+
+TensorFlow's own log lines (C++ ``I0000 ... port.cc] oneDNN custom operations
+are on...`` at import, Python ``absl`` warnings) are kept out of the output
+once :func:`quiet_tensorflow` ran: the command line calls it unless given
+``--verbose`` or a ``TF_CPP_MIN_LOG_LEVEL`` of the user's, and worker
+processes inherit the choice through the environment.
 """
 
 import os
+import re
+import sys
+import tempfile
 import warnings
 
-__all__ = ["configure_tensorflow", "configured_threads", "worker_initializer", "auto_threads"]
+__all__ = ["configure_tensorflow", "configured_threads", "worker_initializer", "auto_threads", "quiet_tensorflow",
+           "import_tensorflow"]
+
+# Set by quiet_tensorflow(); inherited by worker processes, which then import TensorFlow quietly too.
+_QUIET = "DEAP_LOSSGP_QUIET_TENSORFLOW"
+# TensorFlow's informational lines at import: absl's INFO/WARNING lines, their notice and continuation.
+_IMPORT_NOISE = re.compile(r"^([IW]\d{4} \S+ +\d+ \S+:\d+\] |WARNING: All log messages before absl"
+                           r"|To enable the following instructions)")
 
 # The thread count once this process has configured TensorFlow (None: not yet).
 _threads = None
@@ -52,8 +68,7 @@ def configure_tensorflow(threads=0):
                 stacklevel=2,
             )
         return
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     tf.config.experimental.enable_op_determinism()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -94,3 +109,59 @@ def worker_initializer(tf_threads):
 
         tf_threads = auto_threads(getattr(scoop, "SIZE", None) or 1)
     configure_tensorflow(tf_threads)
+
+
+def quiet_tensorflow():
+    """Keep TensorFlow's log lines out of this process and the processes it starts.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (C++ errors only) and imports TensorFlow
+    with its import-time notices dropped (they are written before that
+    setting applies).  Numerics are unchanged: oneDNN stays on.  Does nothing
+    when the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves, so their choice
+    wins, or when TensorFlow was imported already.
+
+    :returns: ``True`` if TensorFlow is quiet from now on.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ and _QUIET not in os.environ:
+        return False
+    if "tensorflow" in sys.modules and _QUIET not in os.environ:
+        return False
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    os.environ[_QUIET] = "1"
+    import_tensorflow()
+    return True
+
+
+def import_tensorflow():
+    """Import TensorFlow, quietly when :func:`quiet_tensorflow` asked for it.
+
+    Only TensorFlow's informational lines are dropped; anything else it
+    writes to the standard error while importing (an error, a warning of
+    another library) is written through.
+
+    :returns: the ``tensorflow`` module.
+    """
+    if "tensorflow" in sys.modules or os.environ.get(_QUIET) != "1":
+        import tensorflow as tf
+
+        return tf
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        # The notices come from C++ at import, so only a file-descriptor redirect catches them.
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                if not _IMPORT_NOISE.match(line)]
+    sys.stderr.write("".join(kept))
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    tf.get_logger().setLevel("ERROR")
+    return tf

@@ -260,11 +260,16 @@ def initial_population(config, fitness=None):
     return make_toolbox(search=search, fitness=fitness).population(n=search.population)
 
 
-def run_search(run_dir, config, population=None, stream=None, progress=True, verbose=True):
+def run_search(run_dir, config, population=None, stream=None, progress=True, on_generation=None):
     """Run (or resume) the search described by ``config`` in ``run_dir``.
 
     Everything is rebuilt from ``config`` (:func:`resolve_config`); it is
-    written to ``config.json`` when the directory has none.
+    written to ``config.json`` when the directory has none.  The algorithm
+    runs one generation at a time, each resuming from the checkpoint the
+    previous one wrote (the same search as one call, see
+    :mod:`deap_lossgp.checkpoint`), and after every generation
+    ``logbook.csv`` and ``hall_of_fame.csv`` are rewritten, so a running
+    search can be read (``deap-lossgp show RUN``).
 
     :param run_dir: the run directory (created if missing).
     :param config: a dict from :func:`make_config` (or a run's ``config.json``).
@@ -275,20 +280,29 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, ver
                    initial population exists (``"<seed>-<stream>"``), so
                    several algorithms started from one population draw
                    streams of their own, whatever their order.
-    :param progress: show a progress bar over evaluations.
-    :param verbose: print the logbook line of every generation.
+    :param progress: show a progress bar over evaluations (on resume it
+                     starts at what earlier sessions did).
+    :param on_generation: called as ``on_generation(run, logbook,
+                          halloffame)`` after each generation's files are
+                          written (the first call of a resumed run follows
+                          the checkpoint's last generation): the
+                          :class:`~deap_lossgp.search.rundir.RunDirectory`,
+                          the logbook so far and the
+                          :class:`~deap_lossgp.search.halloffame.KeyedHallOfFame`.
     :returns: ``(population, logbook, halloffame, best_dict)``; ``best_dict``
-              also holds ``elapsed_seconds``, the algorithm's wall time.
+              also holds ``elapsed_seconds``, the algorithm's wall time in
+              this session.
     :raises NothingTrainedError: if no evaluation of the run completed
                                  training (``logbook.csv`` is written, the
                                  best loss is not).
     """
     import os
 
-    from deap import tools
     from tqdm.auto import tqdm
 
+    from ..checkpoint import load_checkpoint
     from ..fitness import LossFitness
+    from .halloffame import KeyedHallOfFame, hall_of_fame_rows, write_hall_of_fame
     from .parallel import get_map
     from .toolbox import make_toolbox
 
@@ -305,25 +319,42 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, ver
     if stream is not None:
         random.seed(f"{config['seed']}-{stream}")
         numpy.random.seed(config["seed"])
+    resumed = run.checkpoint.exists()
+    state = load_checkpoint(run.checkpoint) if resumed else {}
+    # The checkpoint's generation is the next one to run; the first call below only reloads the finished ones.
+    first = state["generation"] - 1 if resumed else 0
+    # A checkpoint of an earlier version holds a hall of fame of its own size, which a resume must keep.
+    size = state.get("params", {}).get("halloffame_size") or search.hall_of_fame
+
+    def evaluations_through(generation):
+        return expected_evaluations(algorithm.name, search.population, generation)
 
     workers = config["workers"] or os.cpu_count() or 1
     inner = get_map(config["backend"], workers=config["workers"])
     total = expected_evaluations(algorithm.name, search.population, search.generations)
-    bar = tqdm(total=total, desc="evaluations", unit="eval", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=evaluations_through(first) if resumed else 0, desc="evaluations",
+               unit="eval", disable=not progress, dynamic_ncols=True)
     mapper = ProgressMap(inner, bar, chunk=workers if config["backend"] != "serial" else 1)
     toolbox = make_toolbox(search=search, fitness=fitness, map=mapper)
 
-    halloffame = tools.HallOfFame(1)
+    halloffame = KeyedHallOfFame(size, key=getattr(toolbox, "key", None))
     started = time.perf_counter()
     try:
-        population, logbook = algorithm.function(
-            population, toolbox, search.generations, stats=fitness_statistics(), halloffame=halloffame,
-            verbose=verbose, checkpoint=str(run.checkpoint), **algorithm.keywords(search))
+        for generation in range(first, search.generations + 1):
+            population, logbook = algorithm.function(
+                population, toolbox, generation, stats=fitness_statistics(), halloffame=halloffame,
+                verbose=False, checkpoint=str(run.checkpoint), **algorithm.keywords(search))
+            # Cache hits and rejections advance the bar too, so it ends at its total.
+            bar.n = evaluations_through(generation)
+            bar.refresh()
+            run.write_logbook(logbook)
+            write_hall_of_fame(run.hall_of_fame, hall_of_fame_rows(halloffame, read_records(run.records)))
+            if on_generation is not None:
+                on_generation(run, logbook, halloffame)
     finally:
         elapsed = time.perf_counter() - started
         bar.close()
         mapper.close()
-    run.write_logbook(logbook)
     # The whole run's records, so a resumed run counts what earlier sessions trained.
     completed, statuses = count_completed(read_records(run.records))
     if not completed:

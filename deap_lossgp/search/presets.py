@@ -48,6 +48,8 @@ class SearchConfig(Settings):
     :param max_height: height limit of trees made by variation.
     :param max_size: node-count limit of trees made by variation.
     :param constant_range: ``(low, high)`` of random constants.
+    :param hall_of_fame: how many distinct best losses the run keeps
+                         (``hall_of_fame.csv``; >= 1).
     """
 
     population: int = 8
@@ -60,6 +62,7 @@ class SearchConfig(Settings):
     max_height: int = 17
     max_size: int = 60
     constant_range: tuple = (-1.0, 1.0)
+    hall_of_fame: int = 10
 
     def __post_init__(self):
         check_int("population", self.population, 2)
@@ -70,6 +73,7 @@ class SearchConfig(Settings):
         check_int("init_max_height", self.init_max_height, self.init_min_height)
         check_int("max_height", self.max_height, self.init_max_height)
         check_int("max_size", self.max_size, 1)
+        check_int("hall_of_fame", self.hall_of_fame, 1)
         try:
             low, high = (float(v) for v in self.constant_range)
         except (TypeError, ValueError):

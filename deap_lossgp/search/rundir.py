@@ -14,7 +14,10 @@
                        one candidate completed training, see
                        :func:`count_completed`)
 ``best_loss.py``       the best loss as a standalone Keras loss class (idem)
-``fitness.png``        best and median fitness per generation
+``hall_of_fame.csv``   the top distinct losses so far, ranked, with per-task
+                       metrics (see :mod:`deap_lossgp.search.halloffame`)
+``fitness.png``        best and median fitness per generation (written by
+                       the command line, :mod:`deap_lossgp.app.plots`)
 =====================  ==========================================================
 """
 
@@ -116,6 +119,7 @@ class RunDirectory:
         self.logbook = self.path / "logbook.csv"
         self.best = self.path / "best.json"
         self.best_loss = self.path / "best_loss.py"
+        self.hall_of_fame = self.path / "hall_of_fame.csv"
         self.plot = self.path / "fitness.png"
 
     def create(self):
@@ -148,7 +152,7 @@ class RunDirectory:
         return json.loads(self.config.read_text())
 
     def write_logbook(self, logbook):
-        """Write ``logbook.csv`` and the ``fitness.png`` plot.
+        """Write ``logbook.csv``.
 
         :param logbook: the search's :class:`deap.tools.Logbook`.
         :returns: the path of ``logbook.csv``.
@@ -161,29 +165,7 @@ class RunDirectory:
             writer.writeheader()
             writer.writerows(rows)
         os.replace(temporary, self.logbook)
-        self._plot(rows)
         return self.logbook
-
-    def _plot(self, rows):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        figure, axis = plt.subplots(figsize=(6, 4))
-        generations = [row["gen"] for row in rows]
-        for column, label in (("improvement_max", "best"), ("improvement_median", "median")):
-            if rows and column in rows[0]:
-                values = [row[column] if math.isfinite(row[column]) else float("nan") for row in rows]
-                axis.plot(generations, values, marker="o", label=label)
-        axis.set_xlabel("generation")
-        axis.set_ylabel("average improvement over cross-entropy")
-        axis.set_title("Fitness per generation")
-        axis.grid(alpha=0.3)
-        axis.legend()
-        figure.tight_layout()
-        figure.savefig(self.plot, dpi=100)
-        plt.close(figure)
 
     def write_best(self, individual):
         """Write ``best.json`` and ``best_loss.py`` for the best individual.

@@ -1,0 +1,138 @@
+"""One loss against cross-entropy over several seeds: is a "win" more than seed noise?
+
+A single training says little: on the quick preset, cross-entropy written as a
+tree "wins" a task against cross-entropy itself by one validation sample.
+:func:`compare_with_ce` trains the candidate and cross-entropy under the
+same seeds (``seed``, ``seed + 1``, ...; each seed sets the data split, the
+initial weights and the batch order for both), so the two are paired, and
+reports per task the mean ± standard deviation of each and of their paired
+difference (the improvement, positive = the candidate is better), on how
+many seeds the candidate won, and a paired t-test of that difference.
+"""
+
+import math
+import statistics
+
+from .config import FitnessConfig, fitness_preset
+from .evaluator import LossFitness
+
+__all__ = ["METRIC_FIELDS", "compare_with_ce", "format_comparison"]
+
+#: The validation value shown for each fitness metric (``weighted`` mixes accuracy and loss: accuracy is shown).
+METRIC_FIELDS = {"accuracy": "val_accuracy", "ce": "val_ce", "loss": "val_loss", "weighted": "val_accuracy"}
+# A paired difference "exceeds the seed noise" when a two-sided paired t-test rejects no difference at this level.
+_LEVEL = 0.05
+
+
+def _summary(values):
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return {
+        "values": values,
+        "mean": statistics.fmean(finite) if finite else None,
+        "std": statistics.stdev(finite) if len(finite) > 1 else None,
+    }
+
+
+def _paired_test(differences):
+    """Two-sided p-value of a one-sample t-test of the differences against 0 (``None`` if undefined)."""
+    if len(differences) < 2:
+        return None
+    if statistics.stdev(differences) == 0.0:
+        return 1.0 if statistics.fmean(differences) == 0.0 else 0.0
+    from scipy import stats
+
+    return float(stats.ttest_1samp(differences, 0.0).pvalue)
+
+
+def compare_with_ce(expression, repeats=5, preset="quick", baseline_dir=None, **overrides):
+    """Train with a loss and with cross-entropy under *repeats* paired seeds.
+
+    :param expression: the loss: an expression string or a DEAP tree.
+    :param repeats: the number of seeds (>= 1): the configuration's ``seed``
+                    and the next ``repeats - 1`` integers.
+    :param preset: a preset name or a :class:`~deap_lossgp.fitness.FitnessConfig`.
+    :param baseline_dir: where cross-entropy baselines are stored (see
+                         :class:`~deap_lossgp.fitness.LossFitness`).
+    :param overrides: fitness settings to change, e.g. ``epochs=2``.
+    :returns: a JSON-ready dict: ``expression``, ``metric``, ``shown``
+              (the validation value compared, e.g. ``val_accuracy``),
+              ``seeds``, ``records`` (one
+              :meth:`~deap_lossgp.fitness.LossFitness.evaluate_detailed`
+              record per seed) and ``tasks``: per task ``candidate`` and
+              ``ce`` (``values``, ``mean``, ``std`` of the shown value),
+              ``improvement`` (idem, the paired relative difference under
+              the metric, positive = better), ``wins`` (seeds where the
+              candidate is better), ``failed`` (seeds where it did not
+              train), ``p_value`` (paired t-test; ``None`` for one seed)
+              and ``exceeds_noise`` (``p_value < 0.05``).
+    :raises ValueError: if *repeats* is not a positive integer, or for an
+                        unknown preset or setting.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer (the number of seeds), got {repeats!r}")
+    config = preset.replace(**overrides) if isinstance(preset, FitnessConfig) else fitness_preset(preset, **overrides)
+    seeds = [config.seed + offset for offset in range(repeats)]
+    records = [LossFitness(preset=config.replace(seed=seed), baseline_dir=baseline_dir).evaluate_detailed(expression)
+               for seed in seeds]
+    shown = METRIC_FIELDS[config.metric]
+    tasks = {}
+    for task in config.resolved_tasks():
+        entries = [record["tasks"].get(task.name, {}) for record in records]
+        candidate = [entry.get(shown) for entry in entries]
+        ce = [(entry.get("baseline") or {}).get(shown) for entry in entries]
+        improvements = [entry.get("improvement") for entry in entries]
+        trained = [value for value in improvements if value is not None and math.isfinite(value)]
+        p_value = _paired_test(trained) if len(trained) == len(improvements) else None
+        tasks[task.name] = {
+            "candidate": _summary(candidate),
+            "ce": _summary(ce),
+            "improvement": _summary(improvements),
+            "wins": sum(value > 0.0 for value in trained),
+            "failed": len(improvements) - len(trained),
+            "p_value": p_value,
+            "exceeds_noise": p_value is not None and p_value < _LEVEL,
+        }
+    return {"expression": records[0]["expression"], "metric": config.metric, "shown": shown, "seeds": seeds,
+            "records": records, "tasks": tasks}
+
+
+def _mean_std(summary, digits=4):
+    if summary["mean"] is None:
+        return "-"
+    text = f"{summary['mean']:.{digits}f}"
+    return text if summary["std"] is None else f"{text} ± {summary['std']:.{digits}f}"
+
+
+def format_comparison(comparison):
+    """Format :func:`compare_with_ce`'s result as a per-task table.
+
+    :param comparison: the dict it returned.
+    :returns: the table and a verdict per task, as text.
+    """
+    shown = comparison["shown"].removeprefix("val_")
+    seeds = comparison["seeds"]
+    lines = [f"expression: {comparison['expression']}",
+             f"seeds: {', '.join(map(str, seeds))} (candidate and cross-entropy trained under each)"]
+    header = (f"{'task':<20}{'candidate ' + shown:>22}{'cross-entropy ' + shown:>24}"
+              f"{'improvement (paired)':>24}{'wins':>7}{'p':>8}")
+    lines += [header, "-" * len(header)]
+    for name, task in comparison["tasks"].items():
+        p_value = "-" if task["p_value"] is None else f"{task['p_value']:.3f}"
+        lines.append(f"{name:<20}{_mean_std(task['candidate']):>22}{_mean_std(task['ce']):>24}"
+                     f"{_mean_std(task['improvement']):>24}{task['wins']:>4}/{len(seeds):<2}{p_value:>8}")
+    lines.append(f"improvement: relative difference in {comparison['metric']} (positive = better than "
+                 f"cross-entropy); p: paired t-test over the seeds")
+    for name, task in comparison["tasks"].items():
+        lines.append(f"{name}: {_verdict(task, len(seeds))}")
+    return "\n".join(lines)
+
+
+def _verdict(task, repeats):
+    if task["failed"]:
+        return f"the candidate did not train on {task['failed']} of {repeats} seed(s)"
+    if task["p_value"] is None:
+        return "one seed: no way to tell a difference from seed noise (use more repeats)"
+    side = "better" if task["improvement"]["mean"] > 0 else "worse"
+    if task["exceeds_noise"]:
+        return f"{side} than cross-entropy beyond seed noise (p = {task['p_value']:.3f} < {_LEVEL})"
+    return f"no difference beyond seed noise (p = {task['p_value']:.3f})"

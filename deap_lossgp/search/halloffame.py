@@ -1,0 +1,145 @@
+"""The top K distinct losses of a run, and ``hall_of_fame.csv``.
+
+:class:`KeyedHallOfFame` is a :class:`deap.tools.HallOfFame` whose members
+are distinct by the evaluation key (``toolbox.key``, e.g.
+:meth:`~deap_lossgp.fitness.LossFitness.key`): a loss and the same loss
+plus a constant train identically, so under a gradient key they take one
+place, not two.  :func:`hall_of_fame_rows` joins its members with their
+evaluation records into the rows of ``hall_of_fame.csv``:
+
+==========================  ====================================================
+``rank``                    1 = best (wins first, then average improvement)
+``wins``, ``improvement``   the fitness; ``improvement`` is ``-inf`` when
+                            nothing trained (see ``status``)
+``status``, ``reason``      how the evaluation ended (``ok``, ``stopped``...)
+``<task> <metric>``         per task, the candidate's validation metric, the
+``<task> CE <metric>``      cross-entropy model's, and the improvement
+``<task> improvement``      (positive = better than cross-entropy)
+``size``, ``height``        nodes and height of the tree
+``expression``              the tree in prefix form (input of ``evaluate``)
+``formula``                 the simplified formula
+==========================  ====================================================
+"""
+
+import csv
+import math
+import operator
+import os
+import pathlib
+
+from deap import tools
+
+from ..fitness.compare import METRIC_FIELDS
+from ..gp.expression import to_formula, to_string
+
+__all__ = ["KeyedHallOfFame", "hall_of_fame_rows", "write_hall_of_fame", "read_hall_of_fame", "format_fitness"]
+
+
+class KeyedHallOfFame(tools.HallOfFame):
+    """A hall of fame of the *maxsize* best individuals with distinct keys.
+
+    :param maxsize: how many individuals it keeps.
+    :param key: the function giving an individual's evaluation key
+                (``toolbox.key``); ``None`` compares trees node by node,
+                as :class:`deap.tools.HallOfFame` does.
+    """
+
+    def __init__(self, maxsize, key=None):
+        super().__init__(maxsize, similar=self._same_key if key is not None else operator.eq)
+        self.key = key
+        # Keys by tree text: update() compares every candidate with every member.
+        self._keys = {}
+
+    def _same_key(self, first, second):
+        return self._key_of(first) == self._key_of(second)
+
+    def _key_of(self, individual):
+        text = str(individual)
+        if text not in self._keys:
+            self._keys[text] = self.key(individual)
+        return self._keys[text]
+
+
+def format_fitness(fitness):
+    """A fitness ``(wins, improvement)`` as text a person reads.
+
+    :param fitness: two numbers (or their JSON strings, ``"-inf"``).
+    :returns: e.g. ``"3 wins, improvement +0.0412"`` or
+              ``"0 wins, improvement -inf (nothing trained)"``.
+    """
+    wins, value = (float(v) for v in fitness)
+    improvement = f"{value:+.4g}" if math.isfinite(value) else f"{value} (nothing trained)"
+    return f"{wins:g} win{'' if wins == 1 else 's'}, improvement {improvement}"
+
+
+def _records_by_expression(records):
+    """The last record of each expression and of each key (a later evaluation replaces an earlier one)."""
+    by_text, by_key = {}, {}
+    for record in records:
+        by_text[record.get("expression")] = record
+        if record.get("key") is not None:
+            by_key[record["key"]] = record
+    return by_text, by_key
+
+
+def hall_of_fame_rows(halloffame, records=()):
+    """The hall of fame as table rows, best first.
+
+    :param halloffame: a :class:`deap.tools.HallOfFame` of evaluated individuals.
+    :param records: evaluation records (``evaluations.jsonl``) giving each
+                    member's per-task metrics; a member without a record
+                    gets empty metric cells.
+    :returns: a list of dicts with the columns of the module's table.
+    """
+    by_text, by_key = _records_by_expression(records)
+    key = getattr(halloffame, "key", None)
+    rows = []
+    for rank, individual in enumerate(halloffame, start=1):
+        text = to_string(individual)
+        record = by_text.get(text) or (by_key.get(key(individual)) if key else None) or {}
+        wins, improvement = individual.fitness.values
+        row = {"rank": rank, "wins": wins, "improvement": improvement, "status": record.get("status", ""),
+               "reason": record.get("reason") or ""}
+        metric = METRIC_FIELDS.get(record.get("metric"), "val_accuracy")
+        label = metric.removeprefix("val_")
+        for task, values in (record.get("tasks") or {}).items():
+            row[f"{task} {label}"] = values.get(metric)
+            row[f"{task} CE {label}"] = (values.get("baseline") or {}).get(metric)
+            row[f"{task} improvement"] = values.get("improvement")
+        row.update(size=len(individual), height=individual.height, expression=text, formula=to_formula(text))
+        rows.append(row)
+    return rows
+
+
+def write_hall_of_fame(path, rows):
+    """Write rows of :func:`hall_of_fame_rows` as CSV, atomically.
+
+    :param path: the file (``hall_of_fame.csv``).
+    :param rows: the rows.
+    :returns: the path.
+    """
+    path = pathlib.Path(path)
+    head = ["rank", "wins", "improvement", "status"]
+    tail = ["size", "height", "expression", "formula", "reason"]
+    middle = [c for c in dict.fromkeys(c for row in rows for c in row) if c not in head + tail]
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=head + middle + tail)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
+    return path
+
+
+def read_hall_of_fame(path):
+    """Read ``hall_of_fame.csv``.
+
+    :param path: the file.
+    :returns: a list of dicts (strings, as CSV holds them); empty if the
+              file does not exist.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        return []
+    with path.open(newline="") as stream:
+        return list(csv.DictReader(stream))
