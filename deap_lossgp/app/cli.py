@@ -360,10 +360,10 @@ def _cmd_export(args):
     from ..gp.expression import to_latex
 
     run = _existing_run(args.run_dir)
-    run.read_config()  # a directory that is not a run is an error that says so, before any advice
     if run.best.exists():
         best = json.loads(run.best.read_text())
     else:
+        run.read_config()  # a directory that is not a run is an error that says so, before any advice
         statuses = _untrained_statuses(run)
         if statuses is not None:
             _print_nothing_trained(args.command, args.run_dir, statuses)
