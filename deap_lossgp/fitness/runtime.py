@@ -10,6 +10,8 @@ Importing this module does not import TensorFlow.
 import os
 import warnings
 
+from .devices import allow_memory_growth, pin_gpu
+
 __all__ = ["configure_tensorflow", "configured_threads", "worker_initializer", "auto_threads"]
 
 # The thread count once this process has configured TensorFlow (None: not yet).
@@ -52,6 +54,7 @@ def configure_tensorflow(threads=0):
                 stacklevel=2,
             )
         return
+    allow_memory_growth()
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
@@ -93,4 +96,5 @@ def worker_initializer(tf_threads):
         import scoop
 
         tf_threads = auto_threads(getattr(scoop, "SIZE", None) or 1)
+    pin_gpu()  # before TensorFlow starts: one GPU per worker
     configure_tensorflow(tf_threads)
