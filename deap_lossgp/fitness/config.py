@@ -45,7 +45,8 @@ class FitnessConfig(Settings):
     :param batch_size: samples per step (>= 1).
     :param learning_rate: Adam's initial learning rate (> 0).
     :param metric: ``accuracy``, ``ce``, ``loss`` or ``weighted`` (see
-                   :mod:`deap_lossgp.fitness.scoring`).
+                   :mod:`deap_lossgp.fitness.scoring`; under ``loss`` only
+                   positive loss values are compared).
     :param averaging: ``thesis`` or ``all``.
     :param weight: the accuracy's weight in the ``weighted`` metric, in ``[0, 1]``.
     :param seed: seed of the splits, the initial weights and the batch order

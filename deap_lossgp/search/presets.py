@@ -235,7 +235,7 @@ def get_preset(name, mode=None, **overrides):
     if unknown:
         raise ValueError(
             f"unknown setting(s) {unknown}; fitness settings: {', '.join(sorted(_FITNESS_FIELDS))}; "
-            f"search settings: {', '.join(sorted(_SEARCH_FIELDS))}"
+            f"search settings: {', '.join(sorted(_SEARCH_FIELDS))}; or mode: {', '.join(MODES)}"
         )
     preset = PRESETS[name]
     fitness = {k: v for k, v in overrides.items() if k in _FITNESS_FIELDS}
