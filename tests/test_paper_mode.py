@@ -282,6 +282,11 @@ def test_workers_claim_distinct_slots_and_pin_before_tensorflow_starts(tmp_path)
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": "4,5,7"}
         out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
         assert out.stdout.split() == ["7", "7", "true", "False"]
+        # A process already running TensorFlow computes on the first GPU: it takes slot 0 if free.
+        assert claim_slot(3, tmp_path, only=0) is None
+        fresh = tmp_path / "fresh"
+        fresh.mkdir()
+        assert claim_slot(3, fresh, only=0) == 0
     finally:
         for path in set(devices._held) - set(held):
             os.close(devices._held.pop(path))

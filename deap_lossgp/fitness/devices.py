@@ -9,7 +9,9 @@ grow its memory as needed.  :func:`pin_gpu` does that when a worker starts
 process pool and for SCOOP): the worker claims a free slot on its host,
 ``0 .. GPUs - 1``, by locking a file (the lock dies with the process, so a
 crashed worker frees its slot), and sets ``CUDA_VISIBLE_DEVICES`` to that
-GPU before TensorFlow starts.  Memory growth is set in every process that
+GPU before TensorFlow starts.  A process already running TensorFlow (SCOOP's
+root process, which trained the baselines) computes on the first GPU, so it
+claims slot 0.  Memory growth is set in every process that
 trains (:func:`allow_memory_growth`).  On a machine without a GPU nothing
 changes.  Importing this module does not import TensorFlow.
 """
@@ -60,19 +62,20 @@ def gpu_environment(slot, gpus):
     return {"CUDA_VISIBLE_DEVICES": str(gpus[slot % len(gpus)]), "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
 
-def claim_slot(count, directory=None, name="deap_lossgp-gpu"):
+def claim_slot(count, directory=None, name="deap_lossgp-gpu", only=None):
     """Claim the lowest free worker slot on this host, for the life of the process.
 
     :param count: the number of slots (GPUs).
     :param directory: where the lock files live; default the system's temporary directory.
     :param name: the lock files' prefix (one set per user).
+    :param only: claim this slot or none.
     :returns: the slot, ``0 .. count - 1``; when every slot is taken, the
-              process id modulo *count*.
+              process id modulo *count* (``None`` with *only*).
     """
     import fcntl  # POSIX only, like TensorFlow's GPU builds
 
     directory = tempfile.gettempdir() if directory is None else directory
-    for slot in range(count):
+    for slot in range(count) if only is None else (only,):
         path = os.path.join(directory, f"{name}-{os.getuid()}-{slot}.lock")
         handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -82,7 +85,7 @@ def claim_slot(count, directory=None, name="deap_lossgp-gpu"):
             continue
         _held[path] = handle
         return slot
-    return os.getpid() % count
+    return os.getpid() % count if only is None else None
 
 
 def allow_memory_growth():
@@ -107,9 +110,12 @@ def pin_gpu(directory=None):
         allow_memory_growth()
         return gpus[0] if gpus else None
     if "tensorflow" in sys.modules:
-        warnings.warn("TensorFlow was imported before this worker was pinned to a GPU; it may use all GPUs",
-                      RuntimeWarning, stacklevel=2)
-        return None
+        # Too late to hide GPUs (e.g. SCOOP's root process, which trained the baselines): TensorFlow
+        # computes on the first one, so take its slot and leave the others to the workers.
+        if claim_slot(len(gpus), directory, only=0) is None:
+            warnings.warn(f"this process runs TensorFlow on GPU {gpus[0]}, which another worker has claimed; "
+                          "start one worker fewer on this host", RuntimeWarning, stacklevel=2)
+        return gpus[0]
     environment = gpu_environment(claim_slot(len(gpus), directory), gpus)
     os.environ.update(environment)
     return environment["CUDA_VISIBLE_DEVICES"]
