@@ -18,7 +18,8 @@ from deap_lossgp.gp.expression import compile_loss
 from deap_lossgp.gp.operators import expected_grow_size, genGrowHeight, mutOnePoint, mutOperatorPoint
 from deap_lossgp.gp.primitives import INIT_OPERATORS, make_pset
 from deap_lossgp.gp.validity import check_validity
-from deap_lossgp.search.presets import MODES, PRESETS, SAFETY_MAX_SIZE, get_preset
+from deap_lossgp.gp.standalone import MAX_DEPTH, parse
+from deap_lossgp.search.presets import MODES, PRESETS, SAFETY_MAX_HEIGHT, SAFETY_MAX_SIZE, get_preset
 from deap_lossgp.search.toolbox import make_toolbox
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -36,7 +37,8 @@ def test_paper_presets_default_to_the_thesis_mode_and_one_flag_switches():
                 preset.fitness.chance_after) == ("thesis", "loss", "thesis", 0)
         search = preset.search
         assert (search.init_method, search.init_min_height, search.init_max_height, search.point_mutation,
-                search.max_height, search.max_size) == ("grow_height", 2, 100, "operator", None, SAFETY_MAX_SIZE)
+                search.max_height, search.max_size) == ("grow_height", 2, 100, "operator", SAFETY_MAX_HEIGHT,
+                                                        SAFETY_MAX_SIZE)
         ours = get_preset(name, mode="ours")
         assert ours.mode == "ours"
         for section, fields in MODES["ours"].items():
@@ -51,6 +53,13 @@ def test_paper_presets_default_to_the_thesis_mode_and_one_flag_switches():
     assert thesis_quick.fitness.validity == "thesis" and thesis_quick.fitness.model == "small_cnn"
     with pytest.raises(ValueError, match="unknown mode 'paper'.*thesis, ours"):
         get_preset("quick", mode="paper")
+
+
+def _balanced(operator, constant, leaves):
+    # A balanced binary tree over `leaves` copies of one constant, in prefix order.
+    if leaves == 1:
+        return [gp.Terminal(constant, False, object)]
+    return [operator] + _balanced(operator, constant, leaves // 2) + _balanced(operator, constant, leaves - leaves // 2)
 
 
 def test_thesis_mode_toolbox_grows_heights_beyond_6_up_to_100_and_has_only_the_safety_cap():
@@ -70,6 +79,10 @@ def test_thesis_mode_toolbox_grows_heights_beyond_6_up_to_100_and_has_only_the_s
     for _ in range(20):
         (child,) = small.mutate_point(child)
         assert len(child) <= 5
+    # Trees within the cap can always be read back from their text, even with the longest constants.
+    assert SAFETY_MAX_HEIGHT < MAX_DEPTH
+    widest = gp.PrimitiveTree(_balanced(small.pset.mapping["add"], -0.12345678901234567, SAFETY_MAX_SIZE // 2))
+    assert len(widest) == SAFETY_MAX_SIZE - 1 and len(parse(str(widest))) == len(widest)
     # Our mode keeps DEAP's half-and-half at 2..6.
     ours = make_toolbox(search=get_preset("quick").search, fitness=toolbox.evaluate)
     assert max(gp.PrimitiveTree(ours.expr()).height for _ in range(60)) <= 6

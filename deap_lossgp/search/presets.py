@@ -27,7 +27,8 @@ our improvements differ:
     The thesis as written: its signed validity rule, initial heights 2..100
     (:func:`~deap_lossgp.gp.operators.genGrowHeight`), its one-point
     mutation (:func:`~deap_lossgp.gp.operators.mutOperatorPoint`), no bloat
-    limit but a safety cap of :data:`SAFETY_MAX_SIZE` nodes, the ``loss``
+    limit but a safety cap (:data:`SAFETY_MAX_SIZE` nodes,
+    :data:`SAFETY_MAX_HEIGHT` levels), the ``loss``
     metric with Algorithm 3's averaging, every candidate trained to the end.
 ``"ours"`` (``quick``'s)
     The screened validity rule, initial heights 2..6 (half and half),
@@ -45,8 +46,8 @@ import math
 from ..checks import Settings, check_int, check_probability, from_dict
 from ..fitness.config import FITNESS_MODES, FITNESS_PRESETS, FitnessConfig
 
-__all__ = ["INIT_METHODS", "POINT_MUTATIONS", "SAFETY_MAX_SIZE", "SearchConfig", "Preset", "MODES", "PRESETS",
-           "get_preset"]
+__all__ = ["INIT_METHODS", "POINT_MUTATIONS", "SAFETY_MAX_SIZE", "SAFETY_MAX_HEIGHT", "SearchConfig", "Preset",
+           "MODES", "PRESETS", "get_preset"]
 
 #: How random trees are generated: DEAP's ``genHalfAndHalf`` (ours) or
 #: :func:`~deap_lossgp.gp.operators.genGrowHeight` (the thesis's heights).
@@ -54,11 +55,16 @@ INIT_METHODS = ("half_and_half", "grow_height")
 #: One-point mutation: :func:`~deap_lossgp.gp.operators.mutOnePoint` (ours,
 #: same kind) or :func:`~deap_lossgp.gp.operators.mutOperatorPoint` (the thesis's).
 POINT_MUTATIONS = ("same_kind", "operator")
-#: The thesis mode's only size limit: a child of variation with more nodes
-#: is restored to its parent.  Not the thesis's: it keeps one training step's
-#: loss graph bounded (initial trees of height 100 have 1,784 nodes on
-#: average); raise it with ``max_size=...``.
-SAFETY_MAX_SIZE = 10000
+#: The thesis mode's only limits, a safety cap that is not the thesis's: a
+#: child of variation with more nodes or levels is restored to its parent.
+#: It bounds one training step's loss graph (initial trees of height 100 have
+#: 1,784 nodes on average) and keeps every tree's text well within what the
+#: expression parser reads back (:data:`~deap_lossgp.gp.standalone.MAX_LENGTH`
+#: characters, :data:`~deap_lossgp.gp.standalone.MAX_DEPTH` levels): run
+#: records hold trees as text.  Raise it with ``max_size=`` / ``max_height=``.
+SAFETY_MAX_SIZE = 5000
+#: The thesis mode's height cap (see :data:`SAFETY_MAX_SIZE`).
+SAFETY_MAX_HEIGHT = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +179,7 @@ class Preset:
 
 _SEARCH_MODES = {
     "thesis": {"init_method": "grow_height", "init_min_height": 2, "init_max_height": 100,
-               "point_mutation": "operator", "max_height": None, "max_size": SAFETY_MAX_SIZE},
+               "point_mutation": "operator", "max_height": SAFETY_MAX_HEIGHT, "max_size": SAFETY_MAX_SIZE},
     "ours": {"init_method": "half_and_half", "init_min_height": 2, "init_max_height": 6,
              "point_mutation": "same_kind", "max_height": 17, "max_size": 60},
 }
