@@ -47,8 +47,10 @@ from .gp.operators import (
     cxNewRandomParent,
     cxSubtree,
     default_sample_size,
+    genGrowHeight,
     limitTree,
     mutOnePoint,
+    mutOperatorPoint,
     selSampleTournament,
 )
 from .gp.primitives import make_pset
@@ -79,6 +81,8 @@ __all__ = [
     "cxSubtree",
     "cxNewRandomParent",
     "mutOnePoint",
+    "mutOperatorPoint",
+    "genGrowHeight",
     "limitTree",
     "add_bloat_limits",
     "categorical_crossentropy",

@@ -27,6 +27,7 @@ def test_inception_v3_follows_the_paper_setup_and_trains_one_step():
     assert kinds == [
         "InputLayer",
         "Concatenate",  # grayscale -> 3 channels
+        "Rescaling",  # preprocess_input: [0, 1] -> [-1, 1]
         "UpSampling2D",
         "Functional",  # InceptionV3 base
         "Flatten",
@@ -39,12 +40,13 @@ def test_inception_v3_follows_the_paper_setup_and_trains_one_step():
         "BatchNormalization",
         "Dense",
     ]
-    base = model.layers[3]
+    assert (model.layers[2].scale, model.layers[2].offset) == (2.0, -1.0)
+    base = model.layers[4]
     assert base.name == "inception_v3"
     assert tuple(base.input_shape[1:]) == (75, 75, 3)  # 25 * 3 reaches the minimum of 75
     assert base.output_shape == (None, 2048)  # include_top=False, pooling='max'
-    assert [model.layers[i].units for i in (6, 9, 12)] == [128, 64, 7]
-    assert [model.layers[i].rate for i in (7, 10)] == [0.5, 0.5]
+    assert [model.layers[i].units for i in (7, 10, 13)] == [128, 64, 7]
+    assert [model.layers[i].rate for i in (8, 11)] == [0.5, 0.5]
     assert model.layers[-1].activation.__name__ == "softmax"
     # One real training step (eagerly: tracing InceptionV3's graph costs a minute on a CPU).
     model.compile(optimizer="adam", loss="categorical_crossentropy", run_eagerly=True)
@@ -59,7 +61,7 @@ def test_inception_v3_follows_the_paper_setup_and_trains_one_step():
 def test_inception_v3_upsamples_cifar_sized_images():
     model = inception_v3((32, 32, 3), 10)
     assert "concatenate" not in [layer.name for layer in model.layers]
-    assert tuple(model.layers[2].input_shape[1:]) == (96, 96, 3)
+    assert tuple(model.layers[3].input_shape[1:]) == (96, 96, 3)
     with pytest.raises(ValueError, match="1 or 3 channels"):
         inception_v3((32, 32, 2), 10)
 

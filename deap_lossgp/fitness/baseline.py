@@ -2,7 +2,8 @@
 
 Every candidate is compared with a model trained with Keras's categorical
 cross-entropy under exactly the candidate's training setting (task, model,
-epochs, batch size, learning rate, seed, validation split, threads) and the
+epochs, batch size, learning rate, seed, validation split, threads, input
+pipeline, precision, XLA) and the
 same TensorFlow and Keras versions.  Its record is stored as JSON in the
 baseline directory under a hash of that setting, reused by later runs and
 retrained whenever any part of the setting changes.  Files are written
@@ -46,6 +47,10 @@ def baseline_settings(task, config):
         "seed": config.seed,
         "validation_split": config.validation_split,
         "threads": config.threads,
+        "upsample": config.upsample,
+        "augment": config.augment,
+        "precision": config.precision,
+        "xla": config.xla,
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }

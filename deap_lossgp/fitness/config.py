@@ -14,7 +14,11 @@ from .datasets import TaskSpec
 from .models import get_model_builder
 from .scoring import AVERAGING, METRICS
 
-__all__ = ["FitnessConfig", "FITNESS_PRESETS", "fitness_preset"]
+__all__ = ["PRECISIONS", "FitnessConfig", "FITNESS_MODES", "FITNESS_PRESETS", "fitness_preset"]
+
+#: Training precisions: ``mixed_float16`` computes in float16 on a GPU, with
+#: float32 weights, model output and loss.
+PRECISIONS = ("float32", "mixed_float16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +45,8 @@ class FitnessConfig(Settings):
     :param batch_size: samples per step (>= 1).
     :param learning_rate: Adam's initial learning rate (> 0).
     :param metric: ``accuracy``, ``ce``, ``loss`` or ``weighted`` (see
-                   :mod:`deap_lossgp.fitness.scoring`).
+                   :mod:`deap_lossgp.fitness.scoring`; under ``loss`` only
+                   positive loss values are compared).
     :param averaging: ``thesis`` or ``all``.
     :param weight: the accuracy's weight in the ``weighted`` metric, in ``[0, 1]``.
     :param seed: seed of the splits, the initial weights and the batch order
@@ -70,6 +75,17 @@ class FitnessConfig(Settings):
     :param divergence_factor: stop a candidate whose training loss grows in
                               magnitude beyond this multiple of its first
                               value (> 1).
+    :param upsample: integer factor by which the model enlarges its input
+                     images (nearest neighbour, like ``UpSampling2D``); NGL's
+                     pipeline uses 8 (CIFAR's 32x32 becomes 256x256,
+                     Fashion-MNIST's 28x28 224x224).  ``1``: images as they are.
+    :param augment: augment training images inside the model, seeded, as NGL
+                    does (zoom 0.2, width and height shifts 0.1, horizontal
+                    flips; see :func:`~deap_lossgp.fitness.models.build_model`).
+    :param precision: one of :data:`PRECISIONS`.
+    :param xla: compile training steps with XLA (``True``), without
+                (``False``), or Keras's choice (``None``: off when
+                TensorFlow's deterministic ops are on, as the evaluator sets them).
     """
 
     tasks: tuple = ("digits",)
@@ -88,6 +104,10 @@ class FitnessConfig(Settings):
     chance_after: int = 2
     divergence_factor: float = 1e4
     validity: str = "screened"
+    upsample: int = 1
+    augment: bool = False
+    precision: str = "float32"
+    xla: bool = None
 
     def __post_init__(self):
         tasks = self.tasks
@@ -124,6 +144,13 @@ class FitnessConfig(Settings):
         check_positive("divergence_factor", self.divergence_factor, above=1.0)
         if self.validity not in VALIDITY_RULES:
             raise ValueError(f"unknown validity {self.validity!r}; choose from {', '.join(VALIDITY_RULES)}")
+        check_int("upsample", self.upsample, 1)
+        if not isinstance(self.augment, bool):
+            raise ValueError(f"augment must be true or false, got {self.augment!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if self.xla is not None and not isinstance(self.xla, bool):
+            raise ValueError(f"xla must be true, false or null (Keras's choice), got {self.xla!r}")
 
     def resolved_tasks(self):
         """The tasks with the global ``max_train_samples`` cap applied.
@@ -142,7 +169,8 @@ class FitnessConfig(Settings):
         (and ``train_tasks``) that this configuration fixes.
 
         :returns: a dict of ``model``, ``epochs``, ``batch_size``,
-                  ``learning_rate``, ``seed`` and ``divergence_factor``.
+                  ``learning_rate``, ``seed``, ``divergence_factor``,
+                  ``upsample``, ``augment``, ``precision`` and ``xla``.
         """
         return {
             "model": self.model,
@@ -151,6 +179,10 @@ class FitnessConfig(Settings):
             "learning_rate": self.learning_rate,
             "seed": self.seed,
             "divergence_factor": self.divergence_factor,
+            "upsample": self.upsample,
+            "augment": self.augment,
+            "precision": self.precision,
+            "xla": self.xla,
         }
 
 
@@ -162,16 +194,20 @@ _QUICK_TASKS = (
 _PAPER_TASKS = (TaskSpec("cifar10"), TaskSpec("fashion_mnist"), TaskSpec("cifar100"))
 
 
+#: The fitness fields of the two modes (see :data:`deap_lossgp.search.presets.MODES`):
+#: the thesis's rules, or our improvements.
+FITNESS_MODES = {
+    # The thesis: its signed validity rule, loss values, every candidate trained for all epochs.
+    "thesis": {"validity": "thesis", "metric": "loss", "averaging": "thesis", "chance_after": 0},
+    "ours": {"validity": "screened", "metric": "accuracy", "averaging": "thesis", "chance_after": 2},
+}
+
+
 def _paper(epochs):
+    # NGL's input pipeline: x8 upsampling, augmentation (the model adds preprocess_input's scaling).
     return FitnessConfig(
-        tasks=_PAPER_TASKS,
-        model="inception_v3",
-        epochs=epochs,
-        batch_size=64,
-        metric="loss",
-        averaging="thesis",
-        # The thesis trains every candidate for all epochs.
-        chance_after=0,
+        tasks=_PAPER_TASKS, model="inception_v3", epochs=epochs, batch_size=64, upsample=8, augment=True,
+        **FITNESS_MODES["thesis"],
     )
 
 

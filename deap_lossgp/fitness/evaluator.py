@@ -31,7 +31,7 @@ from ..gp.expression import canonical_key, compile_loss, to_string
 from ..gp.validity import verdict
 from .baseline import get_baseline
 from .datasets import load_task
-from .scoring import WORST_FITNESS, score
+from .scoring import WORST_FITNESS, incomparable, score
 from .config import FitnessConfig, fitness_preset
 from .runtime import configure_tensorflow
 from .training import train_tasks
@@ -192,7 +192,8 @@ class LossFitness:
         :returns: a JSON-ready dict: ``expression``, ``key``, ``status``
                   (``ok``: trained to the end on every task; ``stopped``:
                   stopped early on a task, scored from what it reached;
-                  ``invalid``, ``untrainable``: rejected before training;
+                  ``invalid``, ``untrainable``: rejected before training, or
+                  under ``loss`` a trained loss value that is not positive;
                   ``failed``: non-finite; ``error``), ``reason``,
                   ``stop_reason``, ``fitness`` (``[wins, average]``),
                   ``metric``, ``averaging``, ``tasks`` (per task name: the
@@ -240,6 +241,10 @@ class LossFitness:
         for entry, value in zip(entries.values(), improvements):
             entry["improvement"] = value
         if fitness == WORST_FITNESS:
+            unscored = [(task.name, incomparable(result, config.metric)) for task, result in zip(tasks, results)]
+            unscored = [f"{name}: {why}" for name, why in unscored if why]
+            if unscored:
+                return {"tasks": entries, "status": "invalid", "reason": unscored[0]}
             reason = "a compared metric is not finite"
             return {"tasks": entries, "status": "failed", "stop_reason": "nan", "reason": reason}
         if stopped is not None:

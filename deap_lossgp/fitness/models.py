@@ -6,12 +6,19 @@ returning a fresh, uncompiled model whose output is a softmax over
 scaled to ``[0, 1]``.  Builders are looked up by name in :data:`MODELS`, or
 given as ``"package.module:function"``, which every worker process can import
 (use that form for your own models in parallel searches).
+
+:func:`build_model` can put an input pipeline in front of any builder:
+seeded augmentation and upsampling, as Keras layers inside the model, so they
+run on the GPU with the model (NGL's pipeline for InceptionV3).  Under the
+``mixed_float16`` policy the model's output stays float32, so an evolved loss
+(``exp``, ``log``) is computed in float32 and does not overflow float16.
 """
 
 import importlib
 import math
 
 __all__ = [
+    "NGL_AUGMENTATION",
     "INCEPTION_MIN_SIZE",
     "MODELS",
     "register_model",
@@ -23,6 +30,9 @@ __all__ = [
 
 #: The smallest height and width InceptionV3 accepts.
 INCEPTION_MIN_SIZE = 75
+#: NGL's augmentation (its ``ImageDataGenerator``): zoom, width and height
+#: shift ranges, horizontal flips.
+NGL_AUGMENTATION = {"zoom": 0.2, "shift": 0.1, "horizontal_flip": True}
 
 
 def small_cnn(input_shape, num_classes):
@@ -46,19 +56,23 @@ def small_cnn(input_shape, num_classes):
     x = layers.Flatten()(x)
     x = layers.Dense(64, activation="relu")(x)
     x = layers.Dropout(0.25)(x)
-    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="small_cnn")
 
 
 def inception_v3(input_shape, num_classes):
     """InceptionV3 trained from scratch, as in the NGL paper's setup.
 
-    Grayscale inputs are repeated to three channels; images are upsampled by
-    the smallest integer factor that reaches InceptionV3's minimum size
-    (75x75; CIFAR's 32x32 becomes 96x96, Fashion-MNIST's 28x28 84x84).  The
-    base is ``InceptionV3(include_top=False, weights=None, pooling='max')``
-    and the head Flatten → BN → Dense(128, relu) → Dropout(0.5) → BN →
-    Dense(64, relu) → Dropout(0.5) → BN → Dense(C, softmax).
+    Grayscale inputs are repeated to three channels and scaled from
+    ``[0, 1]`` to ``[-1, 1]``, as
+    ``keras.applications.inception_v3.preprocess_input`` scales pixels.
+    Images smaller than InceptionV3's minimum size (75x75) are upsampled by
+    the smallest integer factor that reaches it; NGL's own x8 upsampling
+    (CIFAR's 32x32 to 256x256) is ``build_model(..., upsample=8)``, which the
+    paper presets set.  The base is
+    ``InceptionV3(include_top=False, weights=None, pooling='max')`` and the
+    head Flatten → BN → Dense(128, relu) → Dropout(0.5) → BN → Dense(64,
+    relu) → Dropout(0.5) → BN → Dense(C, softmax).
 
     :param input_shape: ``(height, width, channels)`` with 1 or 3 channels.
     :param num_classes: number of output classes.
@@ -75,6 +89,7 @@ def inception_v3(input_shape, num_classes):
     x = inputs
     if channels == 1:
         x = layers.Concatenate()([x, x, x])
+    x = layers.Rescaling(2.0, offset=-1.0, name="preprocess_input")(x)
     factor = math.ceil(INCEPTION_MIN_SIZE / min(height, width))
     if factor > 1:
         x = layers.UpSampling2D(size=factor)(x)
@@ -90,7 +105,7 @@ def inception_v3(input_shape, num_classes):
     x = layers.Dense(64, activation="relu")(x)
     x = layers.Dropout(0.5)(x)
     x = layers.BatchNormalization()(x)
-    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="inception_v3_classifier")
 
 
@@ -139,12 +154,47 @@ def get_model_builder(name):
     )
 
 
-def build_model(name, input_shape, num_classes):
-    """Build a fresh model.
+def build_model(name, input_shape, num_classes, upsample=1, augment=False, seed=0):
+    """Build a fresh model, with an input pipeline in front when asked.
+
+    The pipeline runs inside the model, in this order: NGL's augmentation
+    (:data:`NGL_AUGMENTATION`: ``RandomZoom(0.2)`` on height and width
+    independently, like ``ImageDataGenerator(zoom_range=0.2)``,
+    ``RandomTranslation(0.1, 0.1)`` and ``RandomFlip("horizontal")``, all
+    filling with the nearest pixel as ``ImageDataGenerator`` does, active in
+    training only and seeded with *seed*), then ``UpSampling2D(upsample)``,
+    then the builder's model on the enlarged images.  NGL augments the
+    32x32 images before its three ``UpSampling2D`` layers too.  The output
+    is cast to float32 if the builder's is not (``mixed_float16``).
 
     :param name: a key of :data:`MODELS` or ``"package.module:function"``.
     :param input_shape: ``(height, width, channels)``.
     :param num_classes: number of output classes.
+    :param upsample: integer upsampling factor (>= 1).
+    :param augment: add the augmentation layers.
+    :param seed: seed of the augmentation layers.
     :returns: an uncompiled :class:`keras.Model`.
     """
-    return get_model_builder(name)(tuple(input_shape), int(num_classes))
+    import keras
+    from keras import layers
+
+    builder = get_model_builder(name)
+    height, width, channels = tuple(input_shape)
+    if upsample == 1 and not augment:
+        model = builder(tuple(input_shape), int(num_classes))
+    else:
+        inputs = keras.Input(shape=tuple(input_shape))
+        x = inputs
+        if augment:
+            zoom, shift = NGL_AUGMENTATION["zoom"], NGL_AUGMENTATION["shift"]
+            x = layers.RandomZoom(zoom, zoom, fill_mode="nearest", seed=seed)(x)
+            x = layers.RandomTranslation(shift, shift, fill_mode="nearest", seed=seed + 1)(x)
+            x = layers.RandomFlip("horizontal", seed=seed + 2)(x)
+        if upsample > 1:
+            x = layers.UpSampling2D(size=upsample)(x)
+        core = builder((height * upsample, width * upsample, channels), int(num_classes))
+        model = keras.Model(inputs, core(x), name=f"{core.name}_pipeline")
+    if any(output.dtype != "float32" for output in model.outputs):
+        model = keras.Model(model.inputs, layers.Activation("linear", dtype="float32")(model.outputs[0]),
+                            name=model.name)
+    return model

@@ -19,6 +19,8 @@ import sys
 import tempfile
 import warnings
 
+from .devices import allow_memory_growth, pin_gpu
+
 __all__ = ["configure_tensorflow", "configured_threads", "worker_initializer", "auto_threads", "quiet_tensorflow",
            "import_tensorflow"]
 
@@ -68,6 +70,7 @@ def configure_tensorflow(threads=0):
                 stacklevel=2,
             )
         return
+    allow_memory_growth()
     tf = import_tensorflow()
     tf.config.experimental.enable_op_determinism()
     try:
@@ -108,6 +111,7 @@ def worker_initializer(tf_threads):
         import scoop
 
         tf_threads = auto_threads(getattr(scoop, "SIZE", None) or 1)
+    pin_gpu()  # before TensorFlow starts: one GPU per worker
     configure_tensorflow(tf_threads)
 
 

@@ -9,10 +9,18 @@ first (a DEAP fitness with weights ``(1.0, 1.0)``).
 Metrics (what "better" means):
 
 ``loss``
-    The thesis's literal rule: the candidate's own final validation loss
-    against cross-entropy's, lower is better.  Losses on different scales
-    are not comparable, so a loss multiplied by a tiny constant "wins"
-    while its model learns nothing (thesis §4.3).
+    The thesis's rule: the candidate's own final validation loss against
+    cross-entropy's, lower is better.  Losses on different scales are not
+    comparable, so a loss multiplied by a tiny constant "wins" while its
+    model learns nothing (thesis §4.3).  Only positive loss values are
+    compared (:func:`incomparable`): a relative improvement
+    ``(b - c) / |b|`` exceeds 1 for *any* negative candidate value ``c``,
+    so taken literally (the thesis's rule: "lower than the CE error" is a
+    win) every negative loss would win every task and outrank every
+    positive one by its sign alone.  A candidate whose loss value is not
+    positive on a task is therefore not comparable: it gets
+    :data:`WORST_FITNESS`, like a probe loss outside the thesis's signed
+    range ``[1e-5, 1e5]`` (:mod:`deap_lossgp.gp.validity`).
 ``accuracy``
     Final validation accuracy, higher is better: what the search is for.
 ``ce``
@@ -40,7 +48,7 @@ improvements, thesis §5.2).
 
 import math
 
-__all__ = ["WORST_FITNESS", "METRICS", "AVERAGING", "improvement", "aggregate", "score"]
+__all__ = ["WORST_FITNESS", "METRICS", "AVERAGING", "incomparable", "improvement", "aggregate", "score"]
 
 #: The fitness of invalid and failed candidates: no wins, no improvement.
 WORST_FITNESS = (0.0, float("-inf"))
@@ -61,6 +69,24 @@ def _higher_is_better(candidate, baseline):
     return (candidate - baseline) / max(abs(baseline), _TINY)
 
 
+def incomparable(candidate, metric="accuracy"):
+    """Why a candidate's record cannot be compared under *metric*, or ``None``.
+
+    Under ``loss`` and ``weighted`` the loss value itself is compared, and
+    only a positive value is comparable with cross-entropy's: lower-is-better
+    on a ratio scale, so the sign of a loss cannot decide a win.
+
+    :param candidate: the candidate's training record on one task.
+    :param metric: one of :data:`METRICS`.
+    :returns: ``None``, or a one-line reason.
+    """
+    value = candidate.get("val_loss")
+    if metric in ("loss", "weighted") and value is not None and math.isfinite(value) and value <= 0.0:
+        return (f"its validation loss {value:.4g} is not positive, so it cannot be compared with "
+                "cross-entropy's (score by accuracy to keep such losses)")
+    return None
+
+
 def improvement(candidate, baseline, metric="accuracy", weight=0.5):
     """The relative improvement of a candidate over the baseline on one task.
 
@@ -69,9 +95,12 @@ def improvement(candidate, baseline, metric="accuracy", weight=0.5):
     :param baseline: the cross-entropy model's record (same keys).
     :param metric: one of :data:`METRICS`.
     :param weight: the accuracy's weight for ``metric="weighted"``, in ``[0, 1]``.
-    :returns: the improvement as a fraction (positive = better than cross-entropy).
+    :returns: the improvement as a fraction (positive = better than
+              cross-entropy); NaN when the record is not :func:`incomparable`.
     :raises ValueError: for an unknown metric.
     """
+    if incomparable(candidate, metric) is not None:
+        return math.nan
     if metric == "accuracy":
         return _higher_is_better(candidate["val_accuracy"], baseline["val_accuracy"])
     if metric == "ce":

@@ -253,6 +253,10 @@ def train_tasks(
     divergence_factor=1e4,
     evaluate_test=False,
     stop_on_failure=True,
+    upsample=1,
+    augment=False,
+    precision="float32",
+    xla=None,
 ):
     """Train a fresh model with ``loss`` on each task and measure it.
 
@@ -285,6 +289,12 @@ def train_tasks(
                             became non-finite (``nan``); tasks stopped as
                             hopeless or diverged still have measurements,
                             so the others are trained too.
+    :param upsample: the model's input upsampling factor (see
+                     :func:`~deap_lossgp.fitness.models.build_model`).
+    :param augment: augment training images inside the model, seeded with *seed*.
+    :param precision: ``"float32"`` or ``"mixed_float16"`` (the model's
+                      output and the loss stay float32).
+    :param xla: ``model.compile``'s ``jit_compile``; ``None`` for Keras's choice.
     :returns: one JSON-ready dict per task trained: ``history`` (per epoch
               ``loss``, ``accuracy``, ``ce``, ``val_loss``, ``val_accuracy``,
               ``val_ce``, ``learning_rate``), the final ``val_loss`` (the
@@ -312,12 +322,18 @@ def train_tasks(
                 shape = (data.input_shape, data.num_classes)
                 network = None  # release the previous model before building the next
                 keras.utils.set_random_seed(int(seed))
-                network = build_model(model, data.input_shape, data.num_classes)
-                network.compile(
-                    optimizer=_adam_class()(learning_rate=learning_rate),
-                    loss=loss,
-                    metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name="ce")],
-                )
+                policy = keras.config.dtype_policy()
+                keras.config.set_dtype_policy(precision)
+                try:
+                    network = build_model(model, data.input_shape, data.num_classes, upsample, augment, seed)
+                    network.compile(
+                        optimizer=_adam_class()(learning_rate=learning_rate),
+                        loss=loss,
+                        metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name="ce")],
+                        jit_compile="auto" if xla is None else xla,
+                    )
+                finally:
+                    keras.config.set_dtype_policy(policy)
                 network.optimizer.build(network.trainable_variables)
                 state = network.variables + network.optimizer.variables
                 initial = [variable.numpy() for variable in state]
@@ -342,8 +358,9 @@ def train_model(loss, data, **settings):
     :param data: the task's :class:`~deap_lossgp.fitness.datasets.TaskData`.
     :param settings: ``model``, ``epochs``, ``batch_size``, ``learning_rate``,
                      ``seed``, ``chance_after``, ``baseline_accuracy`` (one
-                     curve), ``divergence_factor``,
-                     ``evaluate_test`` as for :func:`train_tasks`.
+                     curve), ``divergence_factor``, ``evaluate_test``,
+                     ``upsample``, ``augment``, ``precision``, ``xla`` as for
+                     :func:`train_tasks`.
     :returns: the task's record (see :func:`train_tasks`).
     """
     if settings.get("baseline_accuracy") is not None:

@@ -11,10 +11,15 @@ they register in a :class:`deap.base.Toolbox` like DEAP's own::
 
 Subtree mutation is DEAP's :func:`deap.gp.mutUniform`, which is exactly the
 thesis's rule (a random node and its subtree replaced by a new random
-subtree).  All randomness comes from DEAP's global :mod:`random` stream.
+subtree).  The thesis's one-point mutation is :func:`mutOperatorPoint`;
+:func:`mutOnePoint` is our same-kind variant.  The thesis's initial heights
+(2 to 100) are realised by :func:`genGrowHeight`.  All randomness comes from
+DEAP's global :mod:`random` stream.
 """
 
 import functools
+import inspect
+import math
 import operator
 import random
 
@@ -26,6 +31,9 @@ __all__ = [
     "cxSubtree",
     "cxNewRandomParent",
     "mutOnePoint",
+    "mutOperatorPoint",
+    "genGrowHeight",
+    "expected_grow_size",
     "limitTree",
     "add_bloat_limits",
 ]
@@ -115,12 +123,13 @@ def cxNewRandomParent(individual, mates, new_parent, pb):
 
 
 def mutOnePoint(individual, pset):
-    """Replace one non-root node by another of the same kind.
+    """Replace one non-root node by another of the same kind (our variant).
 
-    The thesis's one-point mutation: an operator is replaced by another
-    operator of the same arity, a leaf by another leaf (``y_true``, ``y_pred``
-    or a new constant).  The root is never touched; a single-node tree is
-    returned unchanged.
+    An operator is replaced by another operator of the same arity, a leaf by
+    another leaf (``y_true``, ``y_pred`` or a new constant), so the tree's
+    shape never changes.  This is *not* the thesis's rule, under which the
+    node is replaced by an operator (:func:`mutOperatorPoint`).  The root is
+    never touched; a single-node tree is returned unchanged.
 
     :param individual: the tree to mutate in place.
     :param pset: the primitive set to draw replacements from.
@@ -138,6 +147,119 @@ def mutOnePoint(individual, pset):
         choice = random.choice(pset.terminals[node.ret])
         individual[index] = choice() if isinstance(choice, type) else choice
     return (individual,)
+
+
+def _leaf(pset, ret):
+    leaf = random.choice(pset.terminals[ret])
+    return leaf() if inspect.isclass(leaf) else leaf
+
+
+def mutOperatorPoint(individual, pset):
+    """The thesis's one-point mutation: a non-root node becomes an operator.
+
+    A node other than the root is drawn uniformly and replaced by an operator
+    drawn uniformly from *pset* (all of them for a leaf, the others for an
+    operator; the thesis's list includes ``div``).  The new operator keeps
+    the node's first arguments as far as its arity allows and takes fresh
+    random leaves for the rest: a leaf becomes an operator over fresh leaves,
+    ``sin(x)`` may become ``add(x, leaf)``, and ``add(x, y)`` may become
+    ``exp(x)``, dropping ``y``.  The root is never touched; a single-node
+    tree is returned unchanged.
+
+    :param individual: the tree to mutate in place.
+    :param pset: the primitive set to draw operators and leaves from.
+    :returns: a tuple of one tree, ``(individual,)``.
+    """
+    if len(individual) < 2:
+        return (individual,)
+    index = random.randrange(1, len(individual))
+    node = individual[index]
+    choices = [p for p in pset.primitives[node.ret] if p.name != node.name]
+    if not choices:
+        return (individual,)
+    replacement = random.choice(choices)
+    span = individual.searchSubtree(index)
+    arguments = []
+    start = index + 1
+    for _ in range(node.arity):
+        child = individual.searchSubtree(start)
+        arguments.append(individual[child])
+        start = child.stop
+    arguments = arguments[:replacement.arity]
+    arguments += [[_leaf(pset, node.ret)] for _ in range(replacement.arity - len(arguments))]
+    individual[span] = [replacement] + [n for argument in arguments for n in argument]
+    return (individual,)
+
+
+def genGrowHeight(pset, min_, max_, leaf_pb=None, type_=None):
+    """A random tree of a height drawn uniformly from ``[min_, max_]``, exactly.
+
+    The thesis draws initial heights between 2 and 100.  A *full* tree of
+    height 100 would have about 2^100 nodes, and DEAP's
+    :func:`deap.gp.genGrow` almost never reaches a large height (its
+    branches end at random), so this generator forces one random path (the
+    spine) to the drawn height, with operators all along it, and lets every
+    other branch end early: below the spine each node is a leaf with
+    probability *leaf_pb*, else an operator, and every branch ends at the
+    drawn height.  The expected size is :func:`expected_grow_size`; with
+    the thesis's operators and DEAP's terminal ratio (0.25, which makes the
+    side branches critical) it is ``1 + h + h(h + 1)/6`` nodes for height
+    ``h``: 4 at height 2, 1,784 at 100, and 630 on average over 2..100.
+
+    :param pset: the primitive set.
+    :param min_: the smallest height (>= 1).
+    :param max_: the largest height (>= *min_*).
+    :param leaf_pb: the probability that a node off the spine is a leaf;
+                    default ``pset.terminalRatio`` (DEAP's grow rule).
+    :param type_: the type of the root; default ``pset.ret``.
+    :returns: a list of nodes in prefix order, like DEAP's generators.
+    """
+    if type_ is None:
+        type_ = pset.ret
+    if leaf_pb is None:
+        leaf_pb = pset.terminalRatio
+    if not 1 <= min_ <= max_:
+        raise ValueError(f"need 1 <= min_ <= max_, got min_={min_}, max_={max_}")
+    height = random.randint(min_, max_)
+    nodes = []
+    stack = [(0, True)]
+    while stack:
+        depth, spine = stack.pop()
+        if depth == height or (not spine and random.random() < leaf_pb):
+            nodes.append(_leaf(pset, type_))
+            continue
+        primitive = random.choice(pset.primitives[type_])
+        nodes.append(primitive)
+        continued = random.randrange(primitive.arity) if spine else -1
+        for position in reversed(range(primitive.arity)):
+            stack.append((depth + 1, position == continued))
+    return nodes
+
+
+def expected_grow_size(pset, min_, max_=None, leaf_pb=None):
+    """The expected number of nodes of a :func:`genGrowHeight` tree.
+
+    With ``a`` the mean arity of the operators and ``q`` the leaf
+    probability, a side branch with ``m`` levels left has expected size
+    ``E(0) = 1``, ``E(m) = 1 + (1 - q) a E(m - 1)``, and the spine with
+    ``k`` levels left ``S(0) = 1``, ``S(k) = 1 + S(k - 1) + (a - 1) E(k - 1)``.
+
+    :param pset: the primitive set.
+    :param min_: the smallest height.
+    :param max_: the largest height; default *min_* (one height).
+    :param leaf_pb: as for :func:`genGrowHeight`.
+    :returns: the mean of ``S(h)`` over the heights ``h`` in ``[min_, max_]``.
+    """
+    max_ = min_ if max_ is None else max_
+    leaf_pb = pset.terminalRatio if leaf_pb is None else leaf_pb
+    primitives = pset.primitives[pset.ret]
+    arity = math.fsum(p.arity for p in primitives) / len(primitives)
+    side, spine, sizes = 1.0, 1.0, []
+    for levels in range(1, max_ + 1):
+        spine, side = 1.0 + spine + (arity - 1.0) * side, 1.0 + (1.0 - leaf_pb) * arity * side
+        if levels >= min_:
+            sizes.append(spine)
+    return math.fsum(sizes) / len(sizes)
 
 
 def limitTree(max_height=None, max_size=None):

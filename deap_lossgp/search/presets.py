@@ -16,21 +16,55 @@ validate on construction and round-trip through JSON (``to_dict`` /
     efficiency): settings where the choice of loss matters.
 ``paper-small`` / ``paper-large``
     The thesis's experiments (Table 4.1): CIFAR-10, Fashion-MNIST and
-    CIFAR-100, InceptionV3 from scratch, batch size 64, 6 / 10 epochs,
-    4 / 12 generations of 8 trees, and its metric (loss values, Algorithm 3
-    averaging).  Meant for a GPU.  Override ``metric="accuracy"`` to avoid
-    the thesis's §4.3 failure.
+    CIFAR-100, InceptionV3 from scratch on NGL's input pipeline, batch size
+    64, 6 / 10 epochs, 4 / 12 generations of 8 trees, in ``thesis`` mode.
+    Meant for a GPU.
 
-Override any field by name: ``get_preset("quick", epochs=2, population=12)``.
+Two modes (:data:`MODES`) set, in one flag, the fields where the thesis and
+our improvements differ:
+
+``"thesis"`` (the paper presets' default)
+    The thesis as written: its signed validity rule, initial heights 2..100
+    (:func:`~deap_lossgp.gp.operators.genGrowHeight`), its one-point
+    mutation (:func:`~deap_lossgp.gp.operators.mutOperatorPoint`), no bloat
+    limit but a safety cap (:data:`SAFETY_MAX_SIZE` nodes,
+    :data:`SAFETY_MAX_HEIGHT` levels), the ``loss``
+    metric with Algorithm 3's averaging, every candidate trained to the end.
+``"ours"`` (``quick``'s)
+    The screened validity rule, initial heights 2..6 (half and half),
+    same-kind one-point mutation, height 17 / 60-node limits, the
+    ``accuracy`` metric and the hopeless stop.
+
+Override any field by name: ``get_preset("quick", epochs=2, population=12)``;
+``get_preset("paper-small", mode="ours")`` switches mode, and fields given
+with it still win (``mode="thesis", metric="accuracy"``).
 """
 
 import dataclasses
 import math
 
 from ..checks import Settings, check_int, check_probability, from_dict
-from ..fitness.config import FITNESS_PRESETS, FitnessConfig
+from ..fitness.config import FITNESS_MODES, FITNESS_PRESETS, FitnessConfig
 
-__all__ = ["SearchConfig", "Preset", "PRESETS", "get_preset"]
+__all__ = ["INIT_METHODS", "POINT_MUTATIONS", "SAFETY_MAX_SIZE", "SAFETY_MAX_HEIGHT", "SearchConfig", "Preset",
+           "MODES", "PRESETS", "get_preset"]
+
+#: How random trees are generated: DEAP's ``genHalfAndHalf`` (ours) or
+#: :func:`~deap_lossgp.gp.operators.genGrowHeight` (the thesis's heights).
+INIT_METHODS = ("half_and_half", "grow_height")
+#: One-point mutation: :func:`~deap_lossgp.gp.operators.mutOnePoint` (ours,
+#: same kind) or :func:`~deap_lossgp.gp.operators.mutOperatorPoint` (the thesis's).
+POINT_MUTATIONS = ("same_kind", "operator")
+#: The thesis mode's only limits, a safety cap that is not the thesis's: a
+#: child of variation with more nodes or levels is restored to its parent.
+#: It bounds one training step's loss graph (initial trees of height 100 have
+#: 1,784 nodes on average) and keeps every tree's text well within what the
+#: expression parser reads back (:data:`~deap_lossgp.gp.standalone.MAX_LENGTH`
+#: characters, :data:`~deap_lossgp.gp.standalone.MAX_DEPTH` levels): run
+#: records hold trees as text.  Raise it with ``max_size=`` / ``max_height=``.
+SAFETY_MAX_SIZE = 5000
+#: The thesis mode's height cap (see :data:`SAFETY_MAX_SIZE`).
+SAFETY_MAX_HEIGHT = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,11 +79,13 @@ class SearchConfig(Settings):
     :param mutpb_point: ``M_N``, probability of a one-point mutation.
     :param init_min_height: minimum height of random trees (>= 1).
     :param init_max_height: maximum height of random trees.
-    :param max_height: height limit of trees made by variation.
-    :param max_size: node-count limit of trees made by variation.
+    :param max_height: height limit of trees made by variation, or ``None``.
+    :param max_size: node-count limit of trees made by variation, or ``None``.
     :param constant_range: ``(low, high)`` of random constants.
     :param hall_of_fame: how many distinct best losses the run keeps
                          (``hall_of_fame.csv``; >= 1).
+    :param init_method: one of :data:`INIT_METHODS`.
+    :param point_mutation: one of :data:`POINT_MUTATIONS`.
     """
 
     population: int = 8
@@ -63,6 +99,8 @@ class SearchConfig(Settings):
     max_size: int = 60
     constant_range: tuple = (-1.0, 1.0)
     hall_of_fame: int = 10
+    init_method: str = "half_and_half"
+    point_mutation: str = "same_kind"
 
     def __post_init__(self):
         check_int("population", self.population, 2)
@@ -71,8 +109,16 @@ class SearchConfig(Settings):
             check_probability(name, getattr(self, name))
         check_int("init_min_height", self.init_min_height, 1)
         check_int("init_max_height", self.init_max_height, self.init_min_height)
-        check_int("max_height", self.max_height, self.init_max_height)
-        check_int("max_size", self.max_size, 1)
+        if self.max_height is not None:
+            check_int("max_height", self.max_height, self.init_max_height)
+        if self.max_size is not None:
+            check_int("max_size", self.max_size, 1)
+        if self.init_method not in INIT_METHODS:
+            raise ValueError(f"unknown init_method {self.init_method!r}; choose from {', '.join(INIT_METHODS)}")
+        if self.point_mutation not in POINT_MUTATIONS:
+            raise ValueError(
+                f"unknown point_mutation {self.point_mutation!r}; choose from {', '.join(POINT_MUTATIONS)}"
+            )
         check_int("hall_of_fame", self.hall_of_fame, 1)
         try:
             low, high = (float(v) for v in self.constant_range)
@@ -91,12 +137,15 @@ class Preset:
     :param description: one line saying what it is for.
     :param fitness: a :class:`FitnessConfig`.
     :param search: a :class:`SearchConfig`.
+    :param mode: the :data:`MODES` entry it was built from (fields
+                 overridden afterwards may differ from it).
     """
 
     name: str
     description: str
     fitness: FitnessConfig
     search: SearchConfig
+    mode: str = "ours"
 
     def to_dict(self):
         """The preset as a JSON-ready dict.
@@ -108,6 +157,7 @@ class Preset:
             "description": self.description,
             "fitness": self.fitness.to_dict(),
             "search": self.search.to_dict(),
+            "mode": self.mode,
         }
 
     @classmethod
@@ -131,6 +181,16 @@ class Preset:
         )
 
 
+_SEARCH_MODES = {
+    "thesis": {"init_method": "grow_height", "init_min_height": 2, "init_max_height": 100,
+               "point_mutation": "operator", "max_height": SAFETY_MAX_HEIGHT, "max_size": SAFETY_MAX_SIZE},
+    "ours": {"init_method": "half_and_half", "init_min_height": 2, "init_max_height": 6,
+             "point_mutation": "same_kind", "max_height": 17, "max_size": 60},
+}
+#: mode name -> the fields it sets, by section (``fitness``, ``search``).
+MODES = {name: {"fitness": FITNESS_MODES[name], "search": _SEARCH_MODES[name]} for name in _SEARCH_MODES}
+
+
 def _paper(name, generations):
     scale = name.split("-")[1]
     fitness = FITNESS_PRESETS[name]
@@ -138,10 +198,11 @@ def _paper(name, generations):
         name=name,
         description=(
             f"the thesis's {scale}-scale experiment: CIFAR-10, Fashion-MNIST, CIFAR-100, "
-            f"InceptionV3, {fitness.epochs} epochs, {generations} generations, loss-value metric (GPU)"
+            f"InceptionV3, {fitness.epochs} epochs, {generations} generations, thesis mode (GPU)"
         ),
         fitness=fitness,
-        search=SearchConfig(generations=generations),
+        search=SearchConfig(generations=generations, **_SEARCH_MODES["thesis"]),
+        mode="thesis",
     )
 
 
@@ -161,23 +222,30 @@ _FITNESS_FIELDS = {f.name for f in dataclasses.fields(FitnessConfig)}
 _SEARCH_FIELDS = {f.name for f in dataclasses.fields(SearchConfig)}
 
 
-def get_preset(name, **overrides):
+def get_preset(name, mode=None, **overrides):
     """A preset with some fields changed.
 
     Each override goes to the section that has the field.
 
     :param name: one of :data:`PRESETS`' names.
+    :param mode: ``"thesis"`` or ``"ours"`` (:data:`MODES`) to switch every
+                 field where they differ; ``None`` keeps the preset's own.
+                 *overrides* apply after it.
     :param overrides: field values, e.g. ``epochs=2`` or ``population=12``.
     :returns: a validated :class:`Preset`.
-    :raises ValueError: for an unknown preset or field name, or an invalid value.
+    :raises ValueError: for an unknown preset, mode or field name, or an invalid value.
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    if mode is not None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        overrides = {**MODES[mode]["fitness"], **MODES[mode]["search"], **overrides}
     unknown = sorted(set(overrides) - _FITNESS_FIELDS - _SEARCH_FIELDS)
     if unknown:
         raise ValueError(
             f"unknown setting(s) {unknown}; fitness settings: {', '.join(sorted(_FITNESS_FIELDS))}; "
-            f"search settings: {', '.join(sorted(_SEARCH_FIELDS))}"
+            f"search settings: {', '.join(sorted(_SEARCH_FIELDS))}; or mode: {', '.join(MODES)}"
         )
     preset = PRESETS[name]
     fitness = {k: v for k, v in overrides.items() if k in _FITNESS_FIELDS}
@@ -186,4 +254,5 @@ def get_preset(name, **overrides):
         preset,
         fitness=dataclasses.replace(preset.fitness, **fitness),
         search=dataclasses.replace(preset.search, **search),
+        mode=preset.mode if mode is None else mode,
     )

@@ -1,4 +1,4 @@
-"""A ready toolbox with the thesis's operators and defaults.
+"""A ready toolbox with the thesis's operators, in either mode's settings.
 
 :func:`make_toolbox` registers everything :func:`~deap_lossgp.algorithms.eaSampleTournament`
 and :func:`~deap_lossgp.algorithms.eaNGL` call, the way a DEAP user would by
@@ -21,7 +21,14 @@ import functools
 
 from deap import base, gp, tools
 
-from ..gp.operators import add_bloat_limits, cxNewRandomParent, mutOnePoint, selSampleTournament
+from ..gp.operators import (
+    add_bloat_limits,
+    cxNewRandomParent,
+    genGrowHeight,
+    mutOnePoint,
+    mutOperatorPoint,
+    selSampleTournament,
+)
 from ..gp.primitives import DEFAULT_OPERATORS, INIT_OPERATORS, make_pset
 from ..gp.validity import check_validity, initValid
 from .presets import SearchConfig
@@ -53,13 +60,16 @@ class LossIndividual(gp.PrimitiveTree):
 
 
 def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None, check=None):
-    """Register the thesis's operators and defaults in a new toolbox.
+    """Register the thesis's operators in a new toolbox, with *search*'s settings.
 
     Registered aliases (all the two algorithms need):
 
     ``expr``
-        :func:`deap.gp.genHalfAndHalf` between ``search.init_min_height`` and
-        ``search.init_max_height``.
+        random trees between ``search.init_min_height`` and
+        ``search.init_max_height``: :func:`deap.gp.genHalfAndHalf`
+        (``init_method="half_and_half"``, ours) or
+        :func:`~deap_lossgp.gp.operators.genGrowHeight`
+        (``"grow_height"``, the thesis's heights up to 100).
     ``individual``, ``population``
         :func:`~deap_lossgp.gp.validity.initValid` (random trees until one passes
         *check*) and :func:`deap.tools.initRepeat`.
@@ -78,7 +88,10 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
         :func:`deap.gp.mutUniform` with :func:`deap.gp.genFull` subtrees of
         height 0-2.
     ``mutate_point``
-        :func:`~deap_lossgp.gp.operators.mutOnePoint`.
+        :func:`~deap_lossgp.gp.operators.mutOnePoint`
+        (``point_mutation="same_kind"``, ours) or
+        :func:`~deap_lossgp.gp.operators.mutOperatorPoint` (``"operator"``,
+        the thesis's).
     ``evaluate``, ``map``
         *fitness* and *map*.
     ``key``, ``screen``
@@ -88,9 +101,9 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
         and rejects what ``screen`` refuses before sending it to be trained.
 
     ``mate``, ``mate_archive``, ``mutate_subtree`` and ``mutate_point`` are
-    limited to ``search.max_height`` and ``search.max_size``
-    (:func:`~deap_lossgp.gp.operators.add_bloat_limits`). The primitive set is
-    also available as ``toolbox.pset``.
+    limited to ``search.max_height`` and ``search.max_size`` when they are
+    set (:func:`~deap_lossgp.gp.operators.add_bloat_limits`). The primitive
+    set is also available as ``toolbox.pset``.
 
     As in the thesis, random trees (initial population, new parents, mutation
     subtrees) use ``add sub mul neg sqrt log exp sin cos`` and one-point
@@ -101,8 +114,10 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
                  constants in ``search.constant_range``.
     :param fitness: The evaluation function; default
                     ``LossFitness("quick")``.
-    :param search: A :class:`~deap_lossgp.search.presets.SearchConfig`; default the
-                   thesis's values (``SearchConfig()``).
+    :param search: A :class:`~deap_lossgp.search.presets.SearchConfig`; default
+                   ``SearchConfig()``: the thesis's Algorithm 1 parameters with
+                   our tree settings (the ``ours`` mode; see
+                   :data:`~deap_lossgp.search.presets.MODES`).
     :param map: The map for evaluations (see :func:`deap_lossgp.search.parallel.get_map`);
                 default the built-in :func:`map`.
     :param individual: The individual class, e.g. your
@@ -140,8 +155,8 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
 
     toolbox = base.Toolbox()
     toolbox.pset = pset
-    toolbox.register("expr", gp.genHalfAndHalf, pset=random_pset,
-                     min_=search.init_min_height, max_=search.init_max_height)
+    generate = genGrowHeight if search.init_method == "grow_height" else gp.genHalfAndHalf
+    toolbox.register("expr", generate, pset=random_pset, min_=search.init_min_height, max_=search.init_max_height)
     toolbox.register("individual", initValid, individual, toolbox.expr, check=check)
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     toolbox.register("select", selSampleTournament)
@@ -149,8 +164,10 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
     toolbox.register("mate_archive", cxNewRandomParent, new_parent=toolbox.individual, pb=1.0)
     toolbox.register("expr_mut", gp.genFull, min_=0, max_=2)
     toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=random_pset)
-    toolbox.register("mutate_point", mutOnePoint, pset=pset)
-    add_bloat_limits(toolbox, max_height=search.max_height, max_size=search.max_size)
+    toolbox.register("mutate_point", mutOperatorPoint if search.point_mutation == "operator" else mutOnePoint,
+                     pset=pset)
+    if search.max_height is not None or search.max_size is not None:
+        add_bloat_limits(toolbox, max_height=search.max_height, max_size=search.max_size)
     toolbox.register("evaluate", fitness)
     for alias in ("key", "screen"):
         if callable(getattr(fitness, alias, None)):

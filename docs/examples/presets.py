@@ -30,3 +30,11 @@ try:
     get_preset("paper-small", epoch=3)
 except ValueError as error:
     print("refused:", error)
+
+# One flag switches every setting where the thesis as written and our improvements differ.
+assert PRESETS["paper-small"].mode == "thesis" and PRESETS["quick"].mode == "ours"
+ours = get_preset("paper-small", mode="ours")
+print("paper-small in our mode:", ours.fitness.validity, ours.fitness.metric,
+      ours.search.init_max_height, ours.search.point_mutation)
+assert (ours.fitness.validity, ours.fitness.metric) == ("screened", "accuracy")
+assert PRESETS["paper-small"].search.init_max_height == 100
