@@ -40,6 +40,8 @@ All their randomness comes from Python's global :mod:`random` generator, as in
 DEAP: seed it (``random.seed(n)``) for a reproducible search.
 """
 
+import collections
+import functools
 import os
 import random
 import time
@@ -68,14 +70,46 @@ def default_n_parents(population_size):
     return max(1, default_sample_size(population_size) // 2)
 
 
+def _unwrap(function):
+    """The object behind ``toolbox.register``'s argument-free :func:`functools.partial`."""
+    while isinstance(function, functools.partial) and not function.args and not function.keywords:
+        function = function.func
+    return function
+
+
+def _run_unit(unit):
+    """Run one unit of work (the function the map applies to units)."""
+    return unit()
+
+
+class _Job:
+    """One evaluation: the individuals sharing a key, and its units in flight."""
+
+    def __init__(self, key, individual, kind):
+        self.key = key
+        self.group = [individual]
+        self.kind = kind  # "evaluated", "cached" or "rejected"
+        self.fitness = None
+        self.leader = None  # the job in flight whose result this one takes
+        self.trainings = None
+        self.futures = []
+        self.results = []
+        self.open = 0  # units submitted and neither collected nor cancelled
+
+    @property
+    def done(self):
+        return self.fitness is not None
+
+
 class Evaluation:
     """Evaluate individuals for an algorithm: the one owner of
-    de-duplication, the evaluation cache and the counts.
+    de-duplication, the evaluation cache, the counts and the scheduling of
+    the work.
 
     It lives in the process that runs the algorithm; ``toolbox.map`` sends
-    workers only the individuals to evaluate (and ``toolbox.evaluate``),
-    never the cache.  The algorithms make one per run and save its
-    :attr:`cache` in their checkpoint.
+    workers only the work (and ``toolbox.evaluate``), never the cache.  The
+    algorithms make one per run and save its :attr:`cache` in their
+    checkpoint.
 
     Optional toolbox aliases it uses:
 
@@ -89,6 +123,24 @@ class Evaluation:
         give it without evaluation (e.g.
         :meth:`~deap_lossgp.fitness.LossFitness.screen`), called here
         before anything is sent to ``toolbox.map``.
+    ``toolbox.split(individual)``
+        the evaluation cut into independent units of work (e.g.
+        :meth:`~deap_lossgp.fitness.LossFitness.split`, one training per
+        task): an object with ``units`` (picklable callables without
+        arguments), ``stops(result)`` (whether a unit's result makes the
+        units after it useless) and ``assemble(results)`` (the fitness from
+        the units' results, ``None`` for a unit that did not run).
+
+    With ``toolbox.split`` and a map of :mod:`deap_lossgp.search.parallel`
+    (which can ``submit`` single items), the units of all the individuals
+    are submitted at once, in order: a generation of N trees of T tasks
+    offers N x T units, so W workers stay busy until fewer than W units are
+    left.  Results are taken as they complete; when a unit's result
+    ``stops`` its individual, that individual's later units still waiting
+    are cancelled (running ones finish).  Each fitness is assembled here,
+    independently of the completion order.  Otherwise (a plain ``map``, or
+    no ``split``) the individuals go to ``toolbox.map(toolbox.evaluate,
+    individuals)`` as a whole.  The fitness is the same either way.
 
     :param toolbox: A :class:`~deap.base.Toolbox` with ``evaluate`` and ``map``.
     :param cache: ``key -> fitness`` to start from (e.g. a checkpoint's).
@@ -103,6 +155,12 @@ class Evaluation:
         self.cache = {} if cache is None else dict(cache)
         self._key = getattr(toolbox, "key", None)
         self._screen = getattr(toolbox, "screen", None)
+        mapper = _unwrap(getattr(toolbox, "map", map))
+        split = getattr(toolbox, "split", None)
+        self._mapper = mapper if split is not None and callable(getattr(mapper, "submit", None)) else None
+        self._split = split
+        self._flight = {}  # key -> job whose units are in flight
+        self._units = []  # (future, job, index) of the units in flight, in submission order
 
     def __call__(self, individuals, refresh=False):
         """Set the fitness of *individuals* (valid or not) in place.
@@ -114,35 +172,110 @@ class Evaluation:
                   evaluations saved by the cache and individuals the screen
                   rejected.
         """
-        individuals = list(individuals)
-        keys = [self._key(ind) if self._key else index for index, ind in enumerate(individuals)]
-        groups = {}
-        ncached = 0
-        for ind, key in zip(individuals, keys):
-            if key in self.cache and not refresh:
-                ind.fitness.values = self.cache[key]
-                ncached += 1
-            elif key in groups:
-                groups[key].append(ind)
-                ncached += 1
-            else:
-                groups[key] = [ind]
-        nrejected = 0
-        for key in list(groups):
-            verdict = self._screen(groups[key][0]) if self._screen else None
-            if verdict is not None:
-                self._assign(key, groups.pop(key), verdict)
-                nrejected += 1
-        fitnesses = self.toolbox.map(self.toolbox.evaluate, [group[0] for group in groups.values()])
-        for (key, group), fit in zip(groups.items(), fitnesses):
-            self._assign(key, group, fit)
-        return len(groups), ncached, nrejected
+        seen = set() if refresh else None
+        jobs = [self.submit(individual, refreshed=seen) for individual in individuals]
+        waiting = [job for job in jobs if job.kind == "evaluated" and not job.trainings and not job.done]
+        if waiting:
+            fitnesses = self.toolbox.map(self.toolbox.evaluate, [job.group[0] for job in waiting])
+            for job, fitness in zip(waiting, fitnesses):
+                self._resolve(job, fitness)
+        for job in jobs:
+            self.wait(job)
+        return self.counts(jobs)
 
-    def _assign(self, key, group, fitness):
-        if self._key:
-            self.cache[key] = tuple(fitness)
-        for ind in group:
-            ind.fitness.values = fitness
+    @staticmethod
+    def counts(jobs):
+        """Count what evaluating some individuals cost.
+
+        :param jobs: Jobs from :meth:`submit`.
+        :returns: ``(nevals, ncached, nrejected)``.
+        """
+        kinds = [job.kind for job in jobs]
+        return kinds.count("evaluated"), kinds.count("cached"), kinds.count("rejected")
+
+    def submit(self, individual, refreshed=None):
+        """Start evaluating *individual*; :meth:`wait` sets its fitness.
+
+        A cached key, or a key already in flight, costs nothing; the screen
+        runs now; the units of a new evaluation are submitted to the map now
+        (with ``toolbox.split`` and a map that can submit).
+
+        :param individual: The individual.
+        :param refreshed: ``None``, or the set of keys evaluated afresh so
+                          far in this batch (the cache is bypassed for the
+                          others).
+        :returns: A job to pass to :meth:`wait` and :meth:`counts`.
+        """
+        key = self._key(individual) if self._key else object()
+        cached = key in self.cache and (refreshed is None or key in refreshed)
+        if cached or key in self._flight:
+            job = _Job(key, individual, "cached")
+            if cached:
+                self._resolve(job, self.cache[key], store=False)
+            else:
+                job.leader = self._flight[key]
+                job.leader.group.append(individual)
+            return job
+        if refreshed is not None:
+            refreshed.add(key)
+        verdict = self._screen(individual) if self._screen else None
+        if verdict is not None:
+            job = _Job(key, individual, "rejected")
+            self._resolve(job, verdict)
+            return job
+        job = _Job(key, individual, "evaluated")
+        self._flight[key] = job
+        if self._mapper is not None:
+            job.trainings = self._split(individual)
+            job.results = [None] * len(job.trainings.units)
+            for index, unit in enumerate(job.trainings.units):
+                future = self._mapper.submit(_run_unit, unit)
+                job.futures.append(future)
+                self._units.append((future, job, index))
+            job.open = len(job.futures)
+            if not job.futures:
+                self._resolve(job, job.trainings.assemble([]))
+        return job
+
+    def wait(self, job):
+        """Wait until *job*'s fitness is known and set it on its individuals.
+
+        :param job: A job from :meth:`submit`.
+        :returns: The fitness.
+        """
+        if job.leader is not None:
+            return self.wait(job.leader)
+        if not job.done and job.trainings is None:
+            # A plain map evaluates the individual as a whole.
+            self._resolve(job, list(self.toolbox.map(self.toolbox.evaluate, [job.group[0]]))[0])
+        while not job.done:
+            self._collect_one()
+        return job.fitness
+
+    def _collect_one(self):
+        future = self._mapper.first_completed([entry[0] for entry in self._units])
+        position = next(n for n, entry in enumerate(self._units) if entry[0] is future)
+        _, job, index = self._units.pop(position)
+        job.open -= 1
+        result = future.result()
+        job.results[index] = result
+        if job.trainings.stops(result):
+            for later in job.futures[index + 1:]:
+                if not later.cancelled() and later.cancel():
+                    job.open -= 1
+                    self._units = [entry for entry in self._units if entry[0] is not later]
+        if job.open == 0:
+            self._resolve(job, job.trainings.assemble(job.results))
+
+    def _resolve(self, job, fitness, store=True):
+        fitness = tuple(fitness)
+        if store and self._key:
+            self.cache[job.key] = fitness
+        if self._flight.get(job.key) is job:
+            del self._flight[job.key]
+        job.fitness = fitness
+        for individual in job.group:
+            individual.fitness.values = fitness
 
 
 def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=0.3, mutpb_point=0.1,

@@ -15,8 +15,13 @@ way and the search goes on.  Problems of the setting itself (a missing dataset, 
 baseline that does not train) raise, since no candidate could be scored.
 
 The evaluator is picklable (it holds only its configuration and plain
-baseline records), so it is sent to worker processes with each tree;
-TensorFlow, the data and the baselines are loaded lazily in each process.
+baseline records), so it is sent to worker processes with each tree, or with
+each training: :meth:`LossFitness.split` cuts an evaluation into one
+training per task (:class:`Trainings`), the units of work that
+:class:`~deap_lossgp.algorithms.Evaluation` spreads over the workers before
+it assembles the fitness in the main process; the evaluation records are
+then written there.  TensorFlow, the data and the baselines are loaded
+lazily in each process.
 It keeps no cache: the algorithms' evaluation object
 (:class:`~deap_lossgp.algorithms.Evaluation`) owns de-duplication, in the
 main process, with :meth:`LossFitness.key`.
@@ -34,9 +39,9 @@ from .datasets import load_task
 from .scoring import WORST_FITNESS, incomparable, score
 from .config import FitnessConfig, fitness_preset
 from .runtime import configure_tensorflow
-from .training import train_tasks
+from .training import train_model
 
-__all__ = ["LossFitness"]
+__all__ = ["LossFitness", "Trainings"]
 
 # The training record's fields copied into an evaluation record, per task.
 _TASK_FIELDS = (
@@ -152,7 +157,8 @@ class LossFitness:
         }
 
     def _finish(self, record):
-        record["time"] = time.perf_counter() - record.pop("start")
+        if "start" in record:
+            record["time"] = time.perf_counter() - record.pop("start")
         record["timestamp"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self._append(record)
         return record
@@ -186,6 +192,10 @@ class LossFitness:
     def evaluate_detailed(self, individual, test=False):
         """Evaluate a tree and return the full record (always trains).
 
+        The tasks are trained one after the other in this process, and a
+        non-finite training skips the tasks after it (see :meth:`split` for
+        the same evaluation spread over workers).
+
         :param individual: a DEAP tree/individual or an expression string.
         :param test: also measure each trained model on the held-out test
                      split (for final reports; the search never uses it).
@@ -202,28 +212,60 @@ class LossFitness:
         """
         start = time.perf_counter()
         record = self._check(individual, start)
-        if record is None:
-            record = self._new_record(individual, start)
-            self.prepare()
-            record.update(self._train_all(record["expression"], test))
-        return self._finish(record)
+        if record is not None:
+            return self._finish(record)
+        trainings = Trainings(self, individual, test)
+        results = []
+        for unit in trainings.units:
+            results.append(unit())
+            if Trainings.stops(results[-1]):
+                break
+        return trainings.assemble_record(results)
 
-    def _train_all(self, expression, test):
+    def split(self, individual, test=False):
+        """Split the evaluation of a tree into its trainings, one per task.
+
+        Registered by :func:`~deap_lossgp.search.make_toolbox` as
+        ``toolbox.split``: :class:`~deap_lossgp.algorithms.Evaluation` sends
+        the trainings of all the trees it evaluates to the map as separate
+        units of work and assembles each tree's fitness in this process,
+        with the same result as :meth:`__call__` (see :class:`Trainings`).
+        The cross-entropy baselines are loaded or trained here first
+        (:meth:`prepare`), so that workers receive them.
+
+        :param individual: a tree that :meth:`screen` accepted.
+        :param test: also measure the trained models on the test splits.
+        :returns: a :class:`Trainings`.
+        """
+        self.prepare()
+        return Trainings(self, individual, test)
+
+    def _train_task(self, expression, index, test):
+        # One task's training record, or the error that stopped it.
         config = self.config
-        tasks = config.resolved_tasks()
-        data = [self._task_data(task) for task in tasks]
-        baselines = [self._baselines[task.name] for task in tasks]
+        self.prepare()
+        task = config.resolved_tasks()[index]
+        data = self._task_data(task)
         try:
-            results = train_tasks(
+            return train_model(
                 compile_loss(expression),
                 data,
                 chance_after=config.chance_after,
-                baseline_accuracy=[baseline["history"]["accuracy"] for baseline in baselines],
+                baseline_accuracy=self._baselines[task.name]["history"]["accuracy"],
                 evaluate_test=test,
+                reuse=expression,
                 **config.training_arguments(),
             )
         except Exception as error:  # A broken candidate must not stop the search.
-            return {"status": "error", "stop_reason": "error", "reason": f"{type(error).__name__}: {error}"}
+            return {"stop_reason": "error", "reason": f"{type(error).__name__}: {error}", "time": 0.0}
+
+    def _summarise(self, results):
+        # The record fields of the trainings that count: every task, or those up to the first failure.
+        config = self.config
+        if results and results[-1]["stop_reason"] == "error":
+            return {"status": "error", "stop_reason": "error", "reason": results[-1]["reason"]}
+        tasks = config.resolved_tasks()
+        baselines = [self._baselines[task.name] for task in tasks]
         entries = {}
         stopped = None
         for task, result, baseline in zip(tasks, results, baselines):
@@ -269,3 +311,95 @@ class LossFitness:
 
     def __repr__(self):
         return f"LossFitness(metric={self.config.metric!r}, tasks={[t.name for t in self.config.tasks]})"
+
+
+class _Training:
+    """One unit of work: the training of one tree on one task (picklable)."""
+
+    def __init__(self, fitness, expression, index, test):
+        self.fitness = fitness
+        self.expression = expression
+        self.index = index
+        self.test = test
+
+    def __call__(self):
+        return self.fitness._train_task(self.expression, self.index, self.test)
+
+
+class Trainings:
+    """The evaluation of one tree split into its trainings, one per task.
+
+    Made by :meth:`LossFitness.split`.  Each of :attr:`units` trains the
+    tree on one task wherever it is called (a worker process, a SCOOP host,
+    or here) and returns that training's record; :meth:`assemble` turns the
+    records into the tree's fitness in the calling process and writes its
+    evaluation record.
+
+    The result does not depend on where or in which order the units ran: a
+    task is trained with the same seed whatever else runs, and, as when the
+    tasks are trained one after the other, the first task in task order
+    whose training is not finite (or raised) ends the evaluation: the tasks
+    after it are ignored.  A scheduler may therefore cancel the units after
+    a failed one (:meth:`stops`) that have not started; units already
+    running finish, and their trainings are wasted.  That is the price of
+    training the tasks at the same time.
+
+    :param fitness: the :class:`LossFitness`.
+    :param individual: a tree that its validity rule accepts.
+    :param test: also measure the trained models on the test splits.
+
+    .. attribute:: units
+
+       Picklable callables without arguments, one per task, in task order.
+    """
+
+    def __init__(self, fitness, individual, test=False):
+        self.fitness = fitness
+        self.record = fitness._new_record(individual, time.perf_counter())
+        count = len(fitness.config.resolved_tasks())
+        self.units = [_Training(fitness, self.record["expression"], index, test) for index in range(count)]
+
+    @staticmethod
+    def stops(result):
+        """Whether a unit's result makes the units after it irrelevant.
+
+        :param result: what a unit returned.
+        :returns: ``True`` for a non-finite training or an error.
+        """
+        return result["stop_reason"] in ("nan", "error")
+
+    def assemble(self, results):
+        """The fitness from the units' results; writes the evaluation record.
+
+        :param results: one entry per unit, in task order: what the unit
+                        returned, or ``None`` for a unit that did not run
+                        (only units after one that :meth:`stops` may be
+                        missing).
+        :returns: ``(wins, average_improvement)``.
+        :raises ValueError: if a result that counts is missing.
+        """
+        return tuple(self.assemble_record(results)["fitness"])
+
+    def assemble_record(self, results):
+        """As :meth:`assemble`, returning the whole evaluation record.
+
+        :param results: as for :meth:`assemble`.
+        :returns: the record (see :meth:`LossFitness.evaluate_detailed`).
+        :raises ValueError: if a result that counts is missing.
+        """
+        counted = []
+        for result in results:
+            if result is None:
+                raise ValueError("a training before the first failed one has no result; run every unit "
+                                 "that is not after a failed one")
+            counted.append(result)
+            if self.stops(result):
+                break
+        if len(counted) < len(self.units) and not (counted and self.stops(counted[-1])):
+            raise ValueError(f"{len(counted)} of {len(self.units)} trainings have results; run them all")
+        record = dict(self.record)
+        record.update(self.fitness._summarise(counted))
+        # The training time spent on this tree, wherever its units ran (ignored units included).
+        record["time"] = sum(result["time"] for result in results if result is not None)
+        record.pop("start")
+        return self.fitness._finish(record)

@@ -41,6 +41,9 @@ __all__ = [
 #: Why training ended: ``completed`` is the only success.
 STOP_REASONS = ("completed", "nan", "diverged", "chance")
 
+# (name, shape, network, variables, initial values) of the model train_tasks(reuse=name) kept.
+_kept = None
+
 @contextlib.contextmanager
 def seeded(seed):
     """Seed Python, NumPy, TensorFlow and Keras, restoring Python's and NumPy's global states afterwards.
@@ -257,6 +260,7 @@ def train_tasks(
     augment=False,
     precision="float32",
     xla=None,
+    reuse=None,
 ):
     """Train a fresh model with ``loss`` on each task and measure it.
 
@@ -295,6 +299,16 @@ def train_tasks(
     :param precision: ``"float32"`` or ``"mixed_float16"`` (the model's
                       output and the loss stay float32).
     :param xla: ``model.compile``'s ``jit_compile``; ``None`` for Keras's choice.
+    :param reuse: a hashable name of *loss* (e.g. its expression), or
+                  ``None``.  With a name, the compiled model of the last task
+                  stays in this process and the next call with the same name
+                  and model settings (``model``, ``learning_rate``,
+                  ``seed``, ``upsample``, ``augment``, ``precision``,
+                  ``xla``) starts from it (reset, as
+                  between tasks) instead of tracing the training graph again:
+                  one evaluation split into single-task trainings costs no
+                  more than one call with all its tasks.  Any other call
+                  releases it.
     :returns: one JSON-ready dict per task trained: ``history`` (per epoch
               ``loss``, ``accuracy``, ``ce``, ``val_loss``, ``val_accuracy``,
               ``val_ce``, ``learning_rate``), the final ``val_loss`` (the
@@ -312,9 +326,15 @@ def train_tasks(
     baselines = [None] * len(tasks) if baseline_accuracy is None else list(baseline_accuracy)
     if len(baselines) != len(tasks):
         raise ValueError(f"baseline_accuracy has {len(baselines)} curves for {len(tasks)} tasks")
+    global _kept
     records = []
     shape = network = state = initial = None
-    keras.backend.clear_session(free_memory=False)
+    name = None if reuse is None else (reuse, model, learning_rate, seed, upsample, augment, precision, xla)
+    if _kept is not None and name is not None and _kept[0] == name:
+        _, shape, network, state, initial = _kept
+    else:
+        _kept = None
+        keras.backend.clear_session(free_memory=False)
     with seeded(seed):
         for data, after, baseline in zip(tasks, chance_afters, baselines):
             start = time.perf_counter()
@@ -346,6 +366,9 @@ def train_tasks(
             records.append(record)
             if stop_on_failure and record["stop_reason"] == "nan":
                 break
+    if name is not None and network is not None:
+        _kept = (name, shape, network, state, initial)
+        return records
     del network, state, initial
     keras.backend.clear_session()
     return records

@@ -171,35 +171,54 @@ def fitness_statistics():
 
 
 class ProgressMap:
-    """Wrap a map backend to advance a progress bar as evaluations finish.
+    """Wrap a map backend to advance a progress bar as units of work finish.
 
-    Items are mapped in chunks of ``chunk`` (the number of workers), so the
-    bar moves while a generation is evaluated and parallelism is kept.
+    Every unit advances the bar when it completes, in whatever order, and
+    the wrapper keeps the backend's ``submit``/``first_completed`` interface,
+    so :class:`~deap_lossgp.algorithms.Evaluation` still sends single
+    trainings: nothing waits for a batch.
 
-    :param inner: the map to wrap.
+    :param inner: the map to wrap (from :func:`~deap_lossgp.search.parallel.get_map`).
     :param bar: a :class:`tqdm.tqdm` bar (or ``None`` for no bar).
-    :param chunk: items per chunk.
     """
 
-    def __init__(self, inner, bar, chunk):
+    def __init__(self, inner, bar):
         self.inner = inner
         self.bar = bar
-        self.chunk = max(1, chunk)
+        self.workers = inner.workers
+
+    def submit(self, function, item):
+        """Submit through the wrapped map.
+
+        :param function: the function.
+        :param item: its argument.
+        :returns: the wrapped map's future.
+        """
+        return self.inner.submit(function, item)
+
+    def first_completed(self, futures):
+        """Wait for one of *futures* and advance the bar.
+
+        :param futures: futures from :meth:`submit`.
+        :returns: a finished future among them.
+        """
+        future = self.inner.first_completed(futures)
+        if self.bar is not None:
+            self.bar.update(1)
+        return future
 
     def __call__(self, function, iterable):
-        """Map ``function`` over ``iterable`` with the wrapped map.
+        """Map ``function`` over ``iterable``, advancing the bar per item.
 
         :param function: the function to apply.
         :param iterable: the items.
         :returns: the list of results, in order.
         """
-        items = list(iterable)
-        results = []
-        for start in range(0, len(items), self.chunk):
-            results.extend(self.inner(function, items[start:start + self.chunk]))
-            if self.bar is not None:
-                self.bar.update(len(items[start:start + self.chunk]))
-        return results
+        futures = [self.submit(function, item) for item in iterable]
+        pending = list(futures)
+        while pending:
+            pending.remove(self.first_completed(pending))
+        return [future.result() for future in futures]
 
     def close(self):
         """Close the wrapped map.
@@ -296,7 +315,6 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
                                  training (``logbook.csv`` is written, the
                                  best loss is not).
     """
-    import os
 
     from tqdm.auto import tqdm
 
@@ -329,12 +347,13 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
     def evaluations_through(generation):
         return expected_evaluations(algorithm.name, search.population, generation)
 
-    workers = config["workers"] or os.cpu_count() or 1
     inner = get_map(config["backend"], workers=config["workers"])
-    total = expected_evaluations(algorithm.name, search.population, search.generations)
-    bar = tqdm(total=total, initial=evaluations_through(first) if resumed else 0, desc="evaluations",
-               unit="eval", disable=not progress, dynamic_ncols=True)
-    mapper = ProgressMap(inner, bar, chunk=workers if config["backend"] != "serial" else 1)
+    # Trainings are the units of work: one per task of every evaluation.
+    tasks = len(fitness_config.tasks)
+    total = expected_evaluations(algorithm.name, search.population, search.generations) * tasks
+    bar = tqdm(total=total, initial=evaluations_through(first) * tasks if resumed else 0, desc="trainings",
+               unit="training", disable=not progress, dynamic_ncols=True)
+    mapper = ProgressMap(inner, bar)
     toolbox = make_toolbox(search=search, fitness=fitness, map=mapper)
 
     halloffame = KeyedHallOfFame(size, key=getattr(toolbox, "key", None))
@@ -345,7 +364,7 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
                 population, toolbox, generation, stats=fitness_statistics(), halloffame=halloffame,
                 verbose=False, checkpoint=str(run.checkpoint), **algorithm.keywords(search))
             # Cache hits and rejections advance the bar too, so it ends at its total.
-            bar.n = evaluations_through(generation)
+            bar.n = evaluations_through(generation) * tasks
             bar.refresh()
             run.write_logbook(logbook)
             write_hall_of_fame(run.hall_of_fame, hall_of_fame_rows(halloffame, read_records(run.records)))

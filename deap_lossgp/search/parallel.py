@@ -21,7 +21,8 @@ Backends:
     `SCOOP <https://github.com/soravux/scoop>`_'s ``futures.map``, for several
     machines: start the program with ``python -m scoop -n 8 my_search.py`` or
     ``python -m scoop --hostfile hosts my_search.py``. SCOOP's root process runs
-    evaluations too.
+    evaluations too, and a submitted item waiting in this process's queue can
+    be cancelled; once SCOOP has sent it to another worker it runs.
 
 .. warning::
 
@@ -31,6 +32,15 @@ Backends:
    on trusted networks only (a cluster's private network, or a firewall that
    limits the ports to the participating hosts); use ``"process"`` on a single
    machine.
+
+Besides being called like :func:`map`, every backend is a small executor:
+``submit(function, item)`` returns a future (``result()``, ``cancel()``,
+``cancelled()``) and ``first_completed(futures)`` waits for one of them.
+:class:`~deap_lossgp.algorithms.Evaluation` uses both to send single
+trainings rather than whole trees, to take results as they complete and to
+cancel trainings that are no longer needed; a call like :func:`map`
+collects results as they complete too, with no batch waiting for its
+slowest member.
 
 What every backend guarantees:
 
@@ -57,16 +67,18 @@ What every backend guarantees:
 """
 
 import concurrent.futures
+import itertools
 import multiprocessing
 import os
 import random
+from operator import attrgetter
 
 import numpy
 from deap import gp
 
 from ..fitness.runtime import auto_threads, worker_initializer
 
-__all__ = ["BACKENDS", "get_map", "SerialMap", "ProcessMap", "ScoopMap", "portable"]
+__all__ = ["BACKENDS", "get_map", "SerialMap", "SerialFuture", "ProcessMap", "ScoopMap", "portable"]
 
 BACKENDS = ("serial", "process", "scoop")
 
@@ -142,7 +154,57 @@ class _Task:
 
 
 class _MapBase:
-    """Context-manager plumbing shared by the map classes."""
+    """The map interface on top of ``submit`` and ``first_completed``, and
+    context-manager plumbing, shared by the map classes.
+
+    .. attribute:: workers
+
+       How many items run at the same time.
+    """
+
+    workers = 1
+
+    def submit(self, function, item):
+        """Start ``function(item)``.
+
+        :param function: The function (picklable for the parallel backends).
+        :param item: Its argument.
+        :returns: A future with ``result()``, ``cancel()`` and ``cancelled()``.
+        """
+        raise NotImplementedError
+
+    def first_completed(self, futures):
+        """Wait until one of *futures* has finished.
+
+        :param futures: Futures from :meth:`submit`, none of them cancelled
+                        or returned by this method before.
+        :returns: A finished future among them.
+        """
+        raise NotImplementedError
+
+    def __call__(self, function, iterable):
+        """Apply *function* to every item, collecting results as they complete.
+
+        :param function: The evaluation function (``toolbox.evaluate``); it
+                         must be picklable for the parallel backends (a
+                         module-level function, a :func:`functools.partial`
+                         of one, or an object such as
+                         :class:`~deap_lossgp.fitness.LossFitness`).
+        :param iterable: The individuals.
+        :returns: A :class:`list` of results in input order.
+        """
+        return [future.result() for future in self.as_completed([self.submit(function, item) for item in iterable])]
+
+    def as_completed(self, futures):
+        """Wait for all *futures*, in the order they complete.
+
+        :param futures: Futures from :meth:`submit`.
+        :returns: *futures* as a list in their input order, once all finished.
+        """
+        pending = list(futures)
+        while pending:
+            pending.remove(self.first_completed(pending))
+        return list(futures)
 
     def close(self):
         """Release the map's workers (nothing to do for this backend).
@@ -159,17 +221,82 @@ class _MapBase:
 
 
 class SerialMap(_MapBase):
-    """Evaluate in the calling process, in order, preserving its random state."""
+    """Evaluate in the calling process, in order, preserving its random state.
 
-    def __call__(self, function, iterable):
-        """Apply *function* to every item.
+    A submitted item runs only when :meth:`first_completed` (or its
+    ``result()``) reaches it, in submission order, so a cancelled item never
+    runs.
+    """
 
-        :param function: The evaluation function (``toolbox.evaluate``).
-        :param iterable: The individuals.
-        :returns: A :class:`list` of results in input order.
+    def submit(self, function, item):
+        """Queue ``function(item)``; it runs when first needed.
+
+        :param function: The function.
+        :param item: Its argument.
+        :returns: A :class:`SerialFuture`.
         """
-        task = _Task(function, None)
-        return [task(item) for item in iterable]
+        return SerialFuture(_Task(function, None), item)
+
+    def first_completed(self, futures):
+        """Run the first of *futures* (they are taken in submission order).
+
+        :param futures: Futures from :meth:`submit`.
+        :returns: The first of *futures*, finished.
+        """
+        first = min(futures, key=attrgetter("number"))
+        first.run()
+        return first
+
+
+class SerialFuture:
+    """A call that runs in this process when its result is first needed.
+
+    :param function: The function.
+    :param item: Its argument.
+    """
+
+    _numbers = itertools.count()
+
+    def __init__(self, function, item):
+        self.number = next(self._numbers)
+        self._call = (function, item)
+        self._outcome = None
+        self._cancelled = False
+
+    def run(self):
+        """Run the call unless it ran or was cancelled.
+
+        :returns: ``None``.
+        """
+        if self._outcome is None and not self._cancelled:
+            function, item = self._call
+            self._outcome = (function(item),)
+            self._call = None
+
+    def result(self):
+        """The return value, running the call first if needed.
+
+        :returns: What the function returned (its exception propagates).
+        :raises concurrent.futures.CancelledError: if it was cancelled.
+        """
+        if self._cancelled:
+            raise concurrent.futures.CancelledError()
+        self.run()
+        return self._outcome[0]
+
+    def cancel(self):
+        """Cancel the call if it has not run.
+
+        :returns: ``True`` if it will never run.
+        """
+        if self._outcome is None:
+            self._cancelled = True
+            self._call = None
+        return self._cancelled
+
+    def cancelled(self):
+        """:returns: whether :meth:`cancel` succeeded."""
+        return self._cancelled
 
 
 class ProcessMap(_MapBase):
@@ -192,19 +319,14 @@ class ProcessMap(_MapBase):
         self.tf_threads = tf_threads
         self._executor = None
 
-    def __call__(self, function, iterable):
-        """Apply *function* to every item in the worker processes.
+    def submit(self, function, item):
+        """Start ``function(item)`` in a worker process.
 
-        :param function: The evaluation function; it must be picklable (a
-                         module-level function, a :func:`functools.partial` of
-                         one, or an object such as
-                         :class:`~deap_lossgp.fitness.LossFitness`).
-        :param iterable: The individuals.
-        :returns: A :class:`list` of results in input order.
+        :param function: The function; it must be picklable.
+        :param item: Its argument (sent as :func:`portable` makes it).
+        :returns: A :class:`concurrent.futures.Future`; until a worker takes
+                  it, ``cancel()`` succeeds.
         """
-        items = [portable(item) for item in iterable]
-        if not items:
-            return []
         if self._executor is None:
             self._executor = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers,
@@ -213,7 +335,16 @@ class ProcessMap(_MapBase):
                 initargs=(self.tf_threads,),
             )
         # The initializer has configured TensorFlow already: tasks skip it.
-        return list(self._executor.map(_Task(function, None), items))
+        return self._executor.submit(_Task(function, None), portable(item))
+
+    def first_completed(self, futures):
+        """Wait until one of *futures* has finished.
+
+        :param futures: Futures from :meth:`submit`.
+        :returns: The earliest submitted of those that have finished.
+        """
+        done, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+        return next(future for future in futures if future in done)
 
     def close(self):
         """Shut the worker processes down.
@@ -226,7 +357,7 @@ class ProcessMap(_MapBase):
 
 
 class ScoopMap(_MapBase):
-    """Evaluate with SCOOP's ``futures.map`` (needs ``python -m scoop``).
+    """Evaluate with SCOOP's ``futures.submit`` (needs ``python -m scoop``).
 
     See the module documentation for SCOOP's security caveat.
 
@@ -246,15 +377,26 @@ class ScoopMap(_MapBase):
                 "use the 'process' backend for a single machine"
             )
         self.tf_threads = tf_threads
+        self.workers = getattr(scoop, "SIZE", None) or 1
 
-    def __call__(self, function, iterable):
-        """Apply *function* to every item on SCOOP's workers.
+    def submit(self, function, item):
+        """Submit ``function(item)`` to SCOOP (``futures.submit``).
 
-        :param function: The evaluation function; it must be picklable.
-        :param iterable: The individuals.
-        :returns: A :class:`list` of results in input order.
+        :param function: The function; it must be picklable.
+        :param item: Its argument (sent as :func:`portable` makes it).
+        :returns: A SCOOP future; ``cancel()`` succeeds while it waits in
+                  this process's queue.
         """
         from scoop import futures
 
-        items = [portable(item) for item in iterable]
-        return list(futures.map(_Task(function, self.tf_threads), items))
+        return futures.submit(_Task(function, self.tf_threads), portable(item))
+
+    def first_completed(self, futures):
+        """Wait until one of *futures* has finished (``futures.as_completed``).
+
+        :param futures: Futures from :meth:`submit`, none cancelled.
+        :returns: A finished future among them.
+        """
+        from scoop import futures as scoop_futures
+
+        return next(scoop_futures.as_completed(list(futures)))

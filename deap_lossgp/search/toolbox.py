@@ -94,11 +94,13 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
         the thesis's).
     ``evaluate``, ``map``
         *fitness* and *map*.
-    ``key``, ``screen``
-        *fitness*'s ``key`` and ``screen`` methods when it has them (like
-        :class:`~deap_lossgp.fitness.LossFitness`): the algorithms'
-        :class:`~deap_lossgp.algorithms.Evaluation` trains equal keys once
-        and rejects what ``screen`` refuses before sending it to be trained.
+    ``key``, ``screen``, ``split``
+        *fitness*'s ``key``, ``screen`` and ``split`` methods when it has
+        them (like :class:`~deap_lossgp.fitness.LossFitness`): the
+        algorithms' :class:`~deap_lossgp.algorithms.Evaluation` trains equal
+        keys once, rejects what ``screen`` refuses before sending it to be
+        trained and sends single trainings to a map of
+        :mod:`deap_lossgp.search.parallel`.
 
     ``mate``, ``mate_archive``, ``mutate_subtree`` and ``mutate_point`` are
     limited to ``search.max_height`` and ``search.max_size`` when they are
@@ -169,7 +171,7 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
     if search.max_height is not None or search.max_size is not None:
         add_bloat_limits(toolbox, max_height=search.max_height, max_size=search.max_size)
     toolbox.register("evaluate", fitness)
-    for alias in ("key", "screen"):
+    for alias in ("key", "screen", "split"):
         if callable(getattr(fitness, alias, None)):
             toolbox.register(alias, getattr(fitness, alias))
     toolbox.register("map", builtins.map if map is None else map)
