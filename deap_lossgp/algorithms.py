@@ -3,9 +3,11 @@
 
 :func:`eaSampleTournament` is the thesis's Algorithm 1 (sample tournament plus
 new-random-parent crossover); :func:`eaNGL` is its baseline, the GP algorithm
-of the "Next Generation Loss" paper. Both use the same toolbox aliases, so a
-comparison runs them on copies of one initial population and swaps only the
-function::
+of the "Next Generation Loss" paper; :func:`eaAsyncSampleTournament`, our
+extension for many workers, breeds with Algorithm 1's operators one child at
+a time, as soon as there is room for it.  They use the same toolbox aliases,
+so a comparison runs them on copies of one initial population and swaps only
+the function::
 
     toolbox.register("select", selSampleTournament)              # G = 3P/4
     toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.5)
@@ -16,17 +18,20 @@ function::
     toolbox.register("evaluate", fitness)
     toolbox.register("key", fitness.key)        # optional: evaluation cache
     toolbox.register("screen", fitness.screen)  # optional: reject before training
+    toolbox.register("split", fitness.split)    # optional: one training per task as the unit of work
 
     population = toolbox.population(n=8)
     baseline = [toolbox.clone(ind) for ind in population]
     eaNGL(baseline, toolbox, ngen=4)
     eaSampleTournament(population, toolbox, ngen=4)
 
-Both algorithms
+All three
 
 * evaluate only individuals without a valid fitness, through ``toolbox.map``,
   never pay twice for an evaluation of equal keys (``toolbox.key``), and
-  send nothing to be trained that ``toolbox.screen`` rejects (see
+  send nothing to be trained that ``toolbox.screen`` rejects, and, with
+  ``toolbox.split`` and a map of :mod:`deap_lossgp.search.parallel`, send
+  the workers single trainings rather than whole trees (see
   :class:`Evaluation`);
 * record ``gen``, ``nevals`` (evaluations run: trainings), ``nrejected``
   (trees the screen rejected without training), ``ncached`` (evaluations
@@ -54,7 +59,7 @@ from .checks import check_int, check_probability
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .gp.operators import default_sample_size
 
-__all__ = ["eaSampleTournament", "eaNGL", "Evaluation", "default_n_parents", "LOG_FIELDS"]
+__all__ = ["eaSampleTournament", "eaNGL", "eaAsyncSampleTournament", "Evaluation", "default_n_parents", "LOG_FIELDS"]
 
 #: Logbook fields written before the statistics' fields.
 LOG_FIELDS = ["gen", "nevals", "nrejected", "ncached", "time"]
@@ -354,13 +359,7 @@ def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=
     are used when present (see :class:`Evaluation`).
     """
     size = _check_common(population, ngen, mutpb_subtree, mutpb_point)
-    if n_parents is None:
-        n_parents = default_n_parents(size)
-    if isinstance(n_parents, bool) or not isinstance(n_parents, int) or not 1 <= n_parents <= size:
-        raise ValueError(
-            f"n_parents must be an integer between 1 and the population size {size}, got {n_parents!r}; "
-            f"leave it None for the thesis's 3P/8"
-        )
+    n_parents = _check_n_parents(n_parents, size)
     params = {"population_size": size, "n_parents": n_parents,
               "mutpb_subtree": mutpb_subtree, "mutpb_point": mutpb_point}
     run = _Run("eaSampleTournament", params, population, toolbox, stats, halloffame, verbose, checkpoint, None)
@@ -505,6 +504,120 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
     return population, run.logbook
 
 
+def eaAsyncSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=0.3, mutpb_point=0.1,
+                            inflight=None, stats=None, halloffame=None, verbose=__debug__, checkpoint=None):
+    """An asynchronous, steady-state variant of :func:`eaSampleTournament`
+    for many workers: a child is bred and sent as soon as there is room,
+    instead of waiting for a whole generation.
+
+    This is our extension, not the thesis's algorithm: the thesis's
+    generation of N = 3P/8 children keeps at most N x T workers busy (T
+    tasks per evaluation), and each generation waits for its slowest
+    training.  Here up to *inflight* children are being evaluated at any
+    time; each one that finishes enters the population at once.
+
+    :param population: A list of individuals (evolved in place).
+    :param toolbox: A :class:`~deap.base.Toolbox` with the aliases of
+                    :func:`eaSampleTournament`.
+    :param ngen: The number of generations: the run breeds and evaluates
+                 ``ngen * n_parents`` children, as many as
+                 :func:`eaSampleTournament`, and records the logbook (and
+                 writes the checkpoint) after every *n_parents* of them.
+    :param n_parents: N, as for :func:`eaSampleTournament` (default 3P/8).
+    :param mutpb_subtree: The probability M_ST of a subtree mutation of a child.
+    :param mutpb_point: The probability M_N of a one-point mutation of a child.
+    :param inflight: How many children are being evaluated at most at a
+                     time; default twice the map's ``workers`` (the maps of
+                     :mod:`deap_lossgp.search.parallel` have it; 1 for
+                     other maps).  Part of the result, see below.
+    :param stats: A :class:`~deap.tools.Statistics` object that is updated
+                  inplace, optional.
+    :param halloffame: A :class:`~deap.tools.HallOfFame` object that will
+                       contain the best individuals, optional.
+    :param verbose: Whether or not to log the statistics.
+    :param checkpoint: A file path, optional; see :func:`eaSampleTournament`.
+                       The children being evaluated are saved too, and
+                       evaluated again on resume.
+    :returns: The final population
+    :returns: A :class:`~deap.tools.Logbook` with the statistics of the
+              evolution (one record per *n_parents* children)
+    :raises ValueError: on bad parameters.
+    :raises ~deap_lossgp.checkpoint.CheckpointError: if *checkpoint* exists but
+              is corrupt or was written by another algorithm or parameter set
+              (a different *inflight* included).
+
+    The pseudocode goes as follow, with P the population size, N
+    *n_parents* and E *inflight* ::
+
+        evaluate(population)
+        pending = []                        # children being evaluated, in submission order
+        while fewer than ngen * N children applied:
+            while len(pending) < E and fewer than ngen * N bred:
+                parents = select(population, N)
+                child, = mate(clone(random.choice(parents)), parents)
+                mutate child as in eaSampleTournament
+                submit(child); pending.append(child)
+            child = pending.pop(0); wait for its fitness
+            population = best P of (population + [child])
+
+    Reproducibility rule: children are bred in submission order from the
+    population as it is when they are submitted, and results are applied in
+    submission order, so child k is bred from the population holding the
+    results of children 0 .. k - E, whatever the order in which evaluations
+    complete.  For a fixed seed and *inflight* (thus a fixed number of
+    workers) the run is the same under every map backend and after a kill
+    and resume.  The price: a child that finishes early waits for the older
+    ones before it enters the population, and up to E - 1 younger children
+    were bred without knowing it.  The units of all pending children (one
+    training per task with ``toolbox.split``) share the workers, so while
+    the oldest child's last training runs the younger ones' fill the others.
+
+    Each child is bred by the thesis's operators: ``toolbox.select`` (the
+    sample tournament, returning the N best of G random individuals), a
+    random one of those N crossed by ``toolbox.mate`` with the N as mates
+    (another of them with probability Cr, else a new random tree), then
+    ``toolbox.mutate_subtree`` and ``toolbox.mutate_point`` with their
+    probabilities.  The population keeps the P best, as in Algorithm 1.
+    """
+    size = _check_common(population, ngen, mutpb_subtree, mutpb_point)
+    n_parents = _check_n_parents(n_parents, size)
+    if inflight is None:
+        inflight = 2 * getattr(_unwrap(toolbox.map), "workers", 1)
+    check_int("inflight", inflight, 1)
+    params = {"population_size": size, "n_parents": n_parents, "mutpb_subtree": mutpb_subtree,
+              "mutpb_point": mutpb_point, "inflight": inflight}
+    run = _Run("eaAsyncSampleTournament", params, population, toolbox, stats, halloffame, verbose, checkpoint, None)
+
+    gen = run.start()
+    pending = collections.deque((child, run.evaluate.submit(child)) for child in run.pending)
+    applied = (gen - 1) * n_parents
+    bred = applied + len(pending)
+    total = ngen * n_parents
+    finished = []
+    started = time.perf_counter()
+    while applied < total:
+        while len(pending) < inflight and bred < total:
+            parents = toolbox.select(population, n_parents)
+            (child,) = toolbox.mate(toolbox.clone(random.choice(parents)), parents)
+            child = _mutate(child, toolbox, mutpb_subtree, mutpb_point)
+            pending.append((child, run.evaluate.submit(child)))
+            bred += 1
+        child, job = pending.popleft()
+        run.evaluate.wait(job)
+        finished.append(job)
+        if halloffame is not None:
+            halloffame.update([child])
+        population[:] = tools.selBest(population + [child], size)
+        applied += 1
+        if applied % n_parents == 0:
+            run.pending = [child for child, _ in pending]
+            run.finish_generation(applied // n_parents, Evaluation.counts(finished), started)
+            finished = []
+            started = time.perf_counter()
+
+    return population, run.logbook
+
+
 def _mutate(child, toolbox, mutpb_subtree, mutpb_point):
     """Apply each mutation with its probability and invalidate the fitness."""
     if random.random() < mutpb_subtree:
@@ -513,6 +626,17 @@ def _mutate(child, toolbox, mutpb_subtree, mutpb_point):
         (child,) = toolbox.mutate_point(child)
     del child.fitness.values
     return child
+
+
+def _check_n_parents(n_parents, size):
+    if n_parents is None:
+        return default_n_parents(size)
+    if isinstance(n_parents, bool) or not isinstance(n_parents, int) or not 1 <= n_parents <= size:
+        raise ValueError(
+            f"n_parents must be an integer between 1 and the population size {size}, got {n_parents!r}; "
+            f"leave it None for the thesis's 3P/8"
+        )
+    return n_parents
 
 
 def _check_common(population, ngen, mutpb_subtree, mutpb_point):
@@ -538,6 +662,8 @@ class _Run:
         self.verbose = verbose
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         self.archive = archive
+        # Children bred but not yet in the population (the asynchronous variant's).
+        self.pending = []
         self.evaluate = Evaluation(toolbox)
         self.logbook = tools.Logbook()
         self.logbook.header = LOG_FIELDS + (stats.fields if stats else [])
@@ -586,6 +712,7 @@ class _Run:
                                                                list(self.halloffame.keys)),
             "logbook": self.logbook,
             "archive": [] if self.archive is None else list(self.archive),
+            "pending": list(self.pending),
             "random_state": random.getstate(),
             "numpy_random_state": numpy.random.get_state(),
             "cache": dict(self.evaluate.cache),
@@ -613,6 +740,7 @@ class _Run:
         if self.archive is not None:
             self.archive[:] = state["archive"]
         self.logbook = state["logbook"]
+        self.pending = list(state.get("pending", []))
         random.setstate(state["random_state"])
         numpy.random.set_state(state["numpy_random_state"])
         self.evaluate.cache.update(state["cache"] or {})

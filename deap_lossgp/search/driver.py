@@ -67,7 +67,7 @@ class Algorithm:
         """How many children a generation evaluates at most.
 
         :param population: the population size P.
-        :returns: P for NGL, N = 3P/8 for the thesis's Algorithm 1.
+        :returns: P for NGL, N = 3P/8 for the thesis's Algorithm 1 and its asynchronous variant.
         """
         return population if self.function is algorithms.eaNGL else default_n_parents(population)
 
@@ -76,6 +76,8 @@ class Algorithm:
 ALGORITHMS = {
     "sample-tournament": Algorithm("sample-tournament", algorithms.eaSampleTournament, "ours (eaSampleTournament)"),
     "ngl": Algorithm("ngl", algorithms.eaNGL, "NGL (eaNGL)"),
+    "async-sample-tournament": Algorithm("async-sample-tournament", algorithms.eaAsyncSampleTournament,
+                                         "ours, asynchronous (eaAsyncSampleTournament)"),
 }
 
 
@@ -83,7 +85,9 @@ def make_config(preset="quick", algorithm="sample-tournament", seed=0, backend="
     """Validate and assemble a search configuration.
 
     :param preset: preset name (see :mod:`deap_lossgp.search.presets`).
-    :param algorithm: ``"sample-tournament"`` (thesis Algorithm 1) or ``"ngl"``.
+    :param algorithm: ``"sample-tournament"`` (thesis Algorithm 1), ``"ngl"``
+                      or ``"async-sample-tournament"`` (our asynchronous
+                      variant; its result depends on the number of workers).
     :param seed: seed of the search (Python's and NumPy's global generators).
     :param backend: ``"serial"``, ``"process"`` or ``"scoop"``.
     :param workers: worker processes for ``"process"`` (default: CPU cores).
