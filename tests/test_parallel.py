@@ -17,13 +17,12 @@ from deap_lossgp.gp.expression import from_string
 from deap_lossgp.search.parallel import ProcessMap, SerialMap, get_map, portable
 from deap_lossgp.gp.primitives import make_pset
 
-from test_algorithms import (  # noqa: F401  (quick_fitness is a fixture)
+from test_algorithms import (
     CachingFitness,
     build_toolbox,
     cheap_fitness,
     comparable,
     make_stats,
-    quick_fitness,
     run,
 )
 
@@ -141,34 +140,6 @@ def report_threads(_):
 def test_process_workers_configure_tensorflow_threads():
     with get_map("process", workers=2, tf_threads=1) as pmap:
         assert pmap(report_threads, [0, 1]) == [1, 1]
-
-
-@pytest.mark.slow
-def test_process_pool_gives_the_serial_search_with_the_quick_fitness(quick_fitness):
-    import copy
-
-    from deap_lossgp.gp.expression import from_string
-    from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
-    from deap_lossgp.search.presets import get_preset
-    from deap_lossgp.search.toolbox import LossIndividual, make_toolbox
-
-    search = get_preset("quick", population=4).search
-    outcomes = []
-    for backend in ("serial", "process"):
-        evaluator = copy.deepcopy(quick_fitness)
-        with get_map(backend, workers=2) as mapper:
-            random.seed(1)
-            toolbox = make_toolbox(fitness=evaluator, search=search, map=mapper)
-            population = toolbox.population(n=4)
-            # Losses that train, so that finite fitness values are compared too.
-            population[:2] = [LossIndividual(from_string(REFERENCE_EXPRESSIONS[name], toolbox.pset))
-                              for name in ("ce", "ngl")]
-            hof = tools.HallOfFame(1)
-            population, logbook = eaSampleTournament(population, toolbox, ngen=1, halloffame=hof, verbose=False)
-        outcomes.append((comparable(logbook), [str(i) for i in population], [i.fitness.values for i in population],
-                         str(hof[0])))
-    assert outcomes[0] == outcomes[1]
-    assert any(numpy.isfinite(values[1]) for values in outcomes[0][2])
 
 
 SCOOP_SCRIPT = textwrap.dedent("""

@@ -7,6 +7,7 @@ variant must be the same search under every backend for a fixed ``inflight``,
 and after a resume.
 """
 
+import copy
 import json
 import math
 import os
@@ -300,3 +301,109 @@ def test_async_variant_killed_and_resumed_equals_uninterrupted(tmp_path):
     assert resumed_from == sorted(resumed_from) and len(set(resumed_from)) == 2
     assert _start(tmp_path, str(checkpoint), str(result)).wait(timeout=300) == 0
     assert json.loads(result.read_text()) == json.loads(reference.read_text())
+
+
+# The real quick fitness: units trained in worker processes give the record of the whole tree.
+
+CE = "neg(mul(y_true, log(y_pred)))"
+# Overflows on the first task (see test_fitness): its other tasks are never counted.
+EXPLODING = "add(3000.0, neg(mul(exp(div(mul(y_true, 0.001), y_pred)), exp(div(mul(y_true, 0.001), y_pred)))))"
+UNLEARNING = "mul(y_true, y_pred)"
+
+
+def _without_times(record):
+    """The record as JSON text (NaN compares equal), without its times."""
+    record = {name: value for name, value in record.items() if name not in ("time", "timestamp")}
+    record["tasks"] = {name: {k: v for k, v in task.items() if k != "time"} for name, task in record["tasks"].items()}
+    return json.dumps(record, sort_keys=True)
+
+
+def _records(path):
+    with open(path, encoding="utf-8") as stream:
+        return [json.loads(line) for line in stream]
+
+
+@pytest.mark.slow
+def test_quick_fitness_units_in_workers_give_the_whole_tree_records(quick_fitness, tmp_path):
+    from deap_lossgp.fitness import WORST_FITNESS, train_tasks
+    from deap_lossgp.gp.expression import compile_loss
+    from deap_lossgp.search.toolbox import LossIndividual, make_toolbox
+
+    lenient = quick_fitness.config.replace(validity="thesis", divergence_factor=1e300)
+    texts = [CE, EXPLODING, UNLEARNING]
+    whole, split = (copy.deepcopy(quick_fitness) for _ in range(2))
+    for fitness, name in ((whole, "whole.jsonl"), (split, "split.jsonl")):
+        fitness.config, fitness.records_path = lenient, str(tmp_path / name)
+    expected = [whole.evaluate_detailed(text) for text in texts]
+    assert [r["status"] for r in expected[:2]] == ["ok", "failed"]
+    assert list(expected[1]["tasks"]) == ["digits"] and tuple(expected[1]["fitness"]) == WORST_FITNESS
+    # Before the split, one call trained all tasks of a tree: the same per-task records.
+    tasks = [split._task_data(task) for task in lenient.resolved_tasks()]
+    together = train_tasks(compile_loss(CE), tasks, chance_after=lenient.chance_after,
+                           baseline_accuracy=[split._baselines[t.name]["history"]["accuracy"]
+                                              for t in lenient.resolved_tasks()], **lenient.training_arguments())
+    assert [{k: v for k, v in r.items() if k != "time"} for r in together] == [
+        {k: v for k, v in task.items() if k not in ("time", "improvement", "baseline")}
+        for task in expected[0]["tasks"].values()]
+    with get_map("process", workers=2) as pmap:
+        toolbox = make_toolbox(fitness=split, map=pmap)
+        individuals = [LossIndividual(from_string(text, toolbox.pset)) for text in texts]
+        assert Evaluation(toolbox)(individuals) == (3, 0, 0)
+    assert [ind.fitness.values for ind in individuals] == [tuple(r["fitness"]) for r in expected]
+    # Records are written by the main process, in submission order.
+    assert [_without_times(r) for r in _records(split.records_path)] == [_without_times(r) for r in expected]
+
+
+def _quick_search(fitness, map_, algorithm=eaSampleTournament, **kwargs):
+    from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
+    from deap_lossgp.search.presets import get_preset
+    from deap_lossgp.search.toolbox import LossIndividual, make_toolbox
+
+    search = get_preset("quick", population=4).search
+    random.seed(1)
+    toolbox = make_toolbox(fitness=copy.deepcopy(fitness), search=search, map=map_)
+    population = toolbox.population(n=4)
+    # Losses that train, so that finite fitness values are compared too.
+    population[:2] = [LossIndividual(from_string(REFERENCE_EXPRESSIONS[name], toolbox.pset)) for name in ("ce", "ngl")]
+    hof = tools.HallOfFame(1)
+    population, logbook = algorithm(population, toolbox, ngen=1, halloffame=hof, verbose=False, **kwargs)
+    return comparable(logbook), [str(i) for i in population], [list(i.fitness.values) for i in population], str(hof[0])
+
+
+@pytest.mark.slow
+def test_quick_search_is_the_same_with_whole_trees_and_with_units_in_processes(quick_fitness):
+    before = _quick_search(quick_fitness, map)  # a plain map: whole trees, as before the split
+    assert _quick_search(quick_fitness, SerialMap()) == before
+    with get_map("process", workers=2) as pmap:
+        assert _quick_search(quick_fitness, pmap) == before
+    assert any(math.isfinite(values[1]) for values in before[2])
+
+
+SCOOP_QUICK = textwrap.dedent("""
+    import json, pickle, sys
+    from deap_lossgp.search.parallel import get_map
+    from test_work_units import _quick_search
+
+    if __name__ == "__main__":
+        with open(sys.argv[1], "rb") as stream:
+            fitness = pickle.load(stream)
+        with get_map("scoop") as smap:
+            outcome = _quick_search(fitness, smap)
+        with open(sys.argv[2], "w") as stream:
+            json.dump(outcome, stream)
+""")
+
+
+@pytest.mark.slow
+def test_quick_search_under_scoop_is_the_serial_one(quick_fitness, tmp_path):
+    import pickle
+
+    script, fitness_file, output = tmp_path / "scoop_quick.py", tmp_path / "fitness.pkl", tmp_path / "out.json"
+    script.write_text(SCOOP_QUICK)
+    fitness_file.write_bytes(pickle.dumps(quick_fitness))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS_DIR, os.environ.get("PYTHONPATH", "")]))
+    completed = subprocess.run([sys.executable, "-m", "scoop", "-n", "2", str(script), str(fitness_file), str(output)],
+                               env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    expected = _quick_search(quick_fitness, map)
+    assert json.loads(output.read_text()) == json.loads(json.dumps(expected))
