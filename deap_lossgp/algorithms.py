@@ -97,9 +97,10 @@ class _Job:
         self.fitness = None
         self.leader = None  # the job in flight whose result this one takes
         self.trainings = None
-        self.futures = []
+        self.futures = []  # per unit: its future once submitted, else None
         self.results = []
-        self.open = 0  # units submitted and neither collected nor cancelled
+        self.open = 0  # units neither collected nor cancelled
+        self.next = 0  # the first unit not submitted yet
 
     @property
     def done(self):
@@ -165,7 +166,9 @@ class Evaluation:
         self._mapper = mapper if split is not None and callable(getattr(mapper, "submit", None)) else None
         self._split = split
         self._flight = {}  # key -> job whose units are in flight
-        self._units = []  # (future, job, index) of the units in flight, in submission order
+        self._units = []  # (future, job, index) of the units submitted to the map, in submission order
+        self._queue = []  # jobs with units not submitted yet, in submission order
+        self._slots = max(1, getattr(mapper, "workers", 1) or 1)
 
     def __call__(self, individuals, refresh=False):
         """Set the fitness of *individuals* (valid or not) in place.
@@ -232,13 +235,13 @@ class Evaluation:
         self._flight[key] = job
         if self._mapper is not None:
             job.trainings = self._split(individual)
-            job.results = [None] * len(job.trainings.units)
-            for index, unit in enumerate(job.trainings.units):
-                future = self._mapper.submit(_run_unit, unit)
-                job.futures.append(future)
-                self._units.append((future, job, index))
-            job.open = len(job.futures)
-            if not job.futures:
+            job.open = len(job.trainings.units)
+            job.results = [None] * job.open
+            job.futures = [None] * job.open
+            if job.open:
+                self._queue.append(job)
+                self._fill(None)
+            else:
                 self._resolve(job, job.trainings.assemble([]))
         return job
 
@@ -257,6 +260,28 @@ class Evaluation:
             self._collect_one()
         return job.fitness
 
+    def _fill(self, freed):
+        """Submit units while the map has idle workers.
+
+        The map gets no more units than it has workers, so this process
+        picks the unit each freed worker runs next: the next task of the
+        tree it just trained (*freed*, whose compiled model the worker
+        kept), else the first task of a tree not started yet, else the
+        oldest unit waiting.
+        """
+        while self._queue and len(self._units) < self._slots:
+            if freed is not None and freed in self._queue and freed.next > 0:
+                job = freed
+            else:
+                job = next((job for job in self._queue if job.next == 0), self._queue[0])
+            freed = None
+            index = job.next
+            job.next += 1
+            if job.next == len(job.futures):
+                self._queue.remove(job)
+            job.futures[index] = self._mapper.submit(_run_unit, job.trainings.units[index])
+            self._units.append((job.futures[index], job, index))
+
     def _collect_one(self):
         future = self._mapper.first_completed([entry[0] for entry in self._units])
         position = next(n for n, entry in enumerate(self._units) if entry[0] is future)
@@ -265,12 +290,24 @@ class Evaluation:
         result = future.result()
         job.results[index] = result
         if job.trainings.stops(result):
-            for later in job.futures[index + 1:]:
-                if not later.cancelled() and later.cancel():
-                    job.open -= 1
-                    self._units = [entry for entry in self._units if entry[0] is not later]
+            self._cancel_after(job, index)
         if job.open == 0:
             self._resolve(job, job.trainings.assemble(job.results))
+        self._fill(job)
+
+    def _cancel_after(self, job, index):
+        # The units after a failed one do not count: drop those not started.
+        for later in range(index + 1, len(job.futures)):
+            future = job.futures[later]
+            if future is None:
+                if later >= job.next:  # never submitted, not dropped before
+                    job.open -= 1
+            elif not future.cancelled() and future.cancel():
+                job.open -= 1
+                self._units = [entry for entry in self._units if entry[0] is not future]
+        if job in self._queue:
+            self._queue.remove(job)
+        job.next = len(job.futures)
 
     def _resolve(self, job, fitness, store=True):
         fitness = tuple(fitness)
@@ -513,8 +550,9 @@ def eaAsyncSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_sub
     This is our extension, not the thesis's algorithm: the thesis's
     generation of N = 3P/8 children keeps at most N x T workers busy (T
     tasks per evaluation), and each generation waits for its slowest
-    training.  Here up to *inflight* children are being evaluated at any
-    time; each one that finishes enters the population at once.
+    training.  Here up to *inflight* children are being trained at any
+    time, and a new one is bred as soon as an older one enters the
+    population.
 
     :param population: A list of individuals (evolved in place).
     :param toolbox: A :class:`~deap.base.Toolbox` with the aliases of
@@ -526,10 +564,11 @@ def eaAsyncSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_sub
     :param n_parents: N, as for :func:`eaSampleTournament` (default 3P/8).
     :param mutpb_subtree: The probability M_ST of a subtree mutation of a child.
     :param mutpb_point: The probability M_N of a one-point mutation of a child.
-    :param inflight: How many children are being evaluated at most at a
-                     time; default twice the map's ``workers`` (the maps of
-                     :mod:`deap_lossgp.search.parallel` have it; 1 for
-                     other maps).  Part of the result, see below.
+    :param inflight: How many bred children at most await a training
+                     (children the screen rejects or the cache answers do
+                     not count); default twice the map's ``workers`` (the
+                     maps of :mod:`deap_lossgp.search.parallel` have it; 1
+                     for other maps).  Part of the result, see below.
     :param stats: A :class:`~deap.tools.Statistics` object that is updated
                   inplace, optional.
     :param halloffame: A :class:`~deap.tools.HallOfFame` object that will
@@ -550,9 +589,9 @@ def eaAsyncSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_sub
     *n_parents* and E *inflight* ::
 
         evaluate(population)
-        pending = []                        # children being evaluated, in submission order
+        pending = []                        # bred children not applied yet, in submission order
         while fewer than ngen * N children applied:
-            while len(pending) < E and fewer than ngen * N bred:
+            while (children of pending to be trained) < E and fewer than ngen * N bred:
                 parents = select(population, N)
                 child, = mate(clone(random.choice(parents)), parents)
                 mutate child as in eaSampleTournament
@@ -562,13 +601,15 @@ def eaAsyncSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_sub
 
     Reproducibility rule: children are bred in submission order from the
     population as it is when they are submitted, and results are applied in
-    submission order, so child k is bred from the population holding the
-    results of children 0 .. k - E, whatever the order in which evaluations
-    complete.  For a fixed seed and *inflight* (thus a fixed number of
-    workers) the run is the same under every map backend and after a kill
+    submission order; after each application, children are bred until E
+    pending children need training (whether a child needs training, or the
+    screen or the cache answers it, is known when it is submitted).  So
+    which results a child was bred from never depends on the order in which
+    trainings complete: for a fixed seed and *inflight* (thus a fixed number
+    of workers) the run is the same under every map backend and after a kill
     and resume.  The price: a child that finishes early waits for the older
-    ones before it enters the population, and up to E - 1 younger children
-    were bred without knowing it.  The units of all pending children (one
+    ones before it enters the population, and the E - 1 younger children in
+    training were bred without knowing it.  The units of all pending children (one
     training per task with ``toolbox.split``) share the workers, so while
     the oldest child's last training runs the younger ones' fill the others.
 
@@ -596,7 +637,7 @@ def eaAsyncSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_sub
     finished = []
     started = time.perf_counter()
     while applied < total:
-        while len(pending) < inflight and bred < total:
+        while sum(job.kind == "evaluated" for _, job in pending) < inflight and bred < total:
             parents = toolbox.select(population, n_parents)
             (child,) = toolbox.mate(toolbox.clone(random.choice(parents)), parents)
             child = _mutate(child, toolbox, mutpb_subtree, mutpb_point)

@@ -99,7 +99,10 @@ class SplitFitness:
 
 
 class ReversedMap(SerialMap):
-    """Runs the most recently submitted unit first: the opposite completion order."""
+    """Runs the most recently submitted unit first: the opposite completion order
+    (with room for every unit at once)."""
+
+    workers = 100
 
     def first_completed(self, futures):
         last = max(futures, key=lambda future: future.number)
