@@ -7,7 +7,8 @@ The package reads in the order the data flows:
     losses (no TensorFlow);
 ``algorithms``
     :func:`eaSampleTournament` (the thesis's Algorithm 1) and :func:`eaNGL`,
-    DEAP style, with the :class:`Evaluation` that owns the evaluation cache;
+    DEAP style, our asynchronous :func:`eaAsyncSampleTournament`, and the
+    :class:`Evaluation` that owns the evaluation cache and the work units;
 ``fitness``
     :class:`FitnessConfig` and :class:`LossFitness`: training and scoring;
 ``search``
@@ -19,7 +20,7 @@ The package reads in the order the data flows:
 Importing it does not import TensorFlow; training does.
 """
 
-from .algorithms import Evaluation, default_n_parents, eaNGL, eaSampleTournament
+from .algorithms import Evaluation, default_n_parents, eaAsyncSampleTournament, eaNGL, eaSampleTournament
 from .fitness import FitnessConfig, LossFitness
 from .gp.expression import (
     compile_loss,
@@ -96,6 +97,7 @@ __all__ = [
     "reference_tree",
     "eaSampleTournament",
     "eaNGL",
+    "eaAsyncSampleTournament",
     "Evaluation",
     "default_n_parents",
     "FitnessConfig",

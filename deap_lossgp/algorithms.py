@@ -87,6 +87,20 @@ def _run_unit(unit):
     return unit()
 
 
+class _Whole:
+    """A whole evaluation as one unit of work (no ``toolbox.split``)."""
+
+    units = [None]
+
+    @staticmethod
+    def stops(result):
+        return False
+
+    @staticmethod
+    def assemble(results):
+        return results[0]
+
+
 class _Job:
     """One evaluation: the individuals sharing a key, and its units in flight."""
 
@@ -137,16 +151,21 @@ class Evaluation:
         units after it useless) and ``assemble(results)`` (the fitness from
         the units' results, ``None`` for a unit that did not run).
 
-    With ``toolbox.split`` and a map of :mod:`deap_lossgp.search.parallel`
-    (which can ``submit`` single items), the units of all the individuals
-    are submitted at once, in order: a generation of N trees of T tasks
-    offers N x T units, so W workers stay busy until fewer than W units are
-    left.  Results are taken as they complete; when a unit's result
-    ``stops`` its individual, that individual's later units still waiting
-    are cancelled (running ones finish).  Each fitness is assembled here,
-    independently of the completion order.  Otherwise (a plain ``map``, or
-    no ``split``) the individuals go to ``toolbox.map(toolbox.evaluate,
-    individuals)`` as a whole.  The fitness is the same either way.
+    With a map of :mod:`deap_lossgp.search.parallel` (which can ``submit``
+    single items and knows its ``workers``), the units of every individual
+    (with ``toolbox.split``; else each individual as one unit) wait here in
+    submission order, and each worker that frees up gets the next one: the
+    next task of the tree it just trained (its compiled model is still
+    there), else the first task of a tree not started, else the oldest unit
+    waiting.  A generation of N trees of T tasks thus offers N x T units,
+    and W workers stay busy until fewer than W units are left.  Results are
+    taken as they complete, in any order; when a unit's result ``stops`` its
+    individual, that individual's later units are dropped (running ones
+    finish, their work is wasted).  Each fitness is assembled here, and does
+    not depend on the completion order.  With any other map (DEAP's default
+    :func:`map`, or ``futures.map`` of your own) the individuals go to
+    ``toolbox.map(toolbox.evaluate, individuals)`` as a whole, as in DEAP.
+    The fitness is the same either way.
 
     :param toolbox: A :class:`~deap.base.Toolbox` with ``evaluate`` and ``map``.
     :param cache: ``key -> fitness`` to start from (e.g. a checkpoint's).
@@ -163,7 +182,7 @@ class Evaluation:
         self._screen = getattr(toolbox, "screen", None)
         mapper = _unwrap(getattr(toolbox, "map", map))
         split = getattr(toolbox, "split", None)
-        self._mapper = mapper if split is not None and callable(getattr(mapper, "submit", None)) else None
+        self._mapper = mapper if callable(getattr(mapper, "submit", None)) else None
         self._split = split
         self._flight = {}  # key -> job whose units are in flight
         self._units = []  # (future, job, index) of the units submitted to the map, in submission order
@@ -234,7 +253,7 @@ class Evaluation:
         job = _Job(key, individual, "evaluated")
         self._flight[key] = job
         if self._mapper is not None:
-            job.trainings = self._split(individual)
+            job.trainings = self._split(individual) if self._split else _Whole()
             job.open = len(job.trainings.units)
             job.results = [None] * job.open
             job.futures = [None] * job.open
@@ -279,7 +298,12 @@ class Evaluation:
             job.next += 1
             if job.next == len(job.futures):
                 self._queue.remove(job)
-            job.futures[index] = self._mapper.submit(_run_unit, job.trainings.units[index])
+            if isinstance(job.trainings, _Whole):
+                # The individual itself goes to the map, which makes it portable.
+                call = (self.toolbox.evaluate, job.group[0])
+            else:
+                call = (_run_unit, job.trainings.units[index])
+            job.futures[index] = self._mapper.submit(*call)
             self._units.append((job.futures[index], job, index))
 
     def _collect_one(self):

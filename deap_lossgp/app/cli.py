@@ -104,7 +104,7 @@ def build_parser():
                                  epilog=_EXIT_STATUSES)
     _add_preset_arguments(evolve)
     evolve.add_argument("--algorithm", default="sample-tournament", choices=list(ALGORITHMS),
-                        help="thesis Algorithm 1 (default) or the NGL baseline")
+                        help="thesis Algorithm 1 (default), the NGL baseline or our asynchronous variant")
     evolve.add_argument("--population", type=int, help="population size P (preset default: 8)")
     evolve.add_argument("--generations", type=int, help="number of generations")
     evolve.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
