@@ -410,3 +410,23 @@ def test_quick_search_under_scoop_is_the_serial_one(quick_fitness, tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     expected = _quick_search(quick_fitness, map)
     assert json.loads(output.read_text()) == json.loads(json.dumps(expected))
+
+
+@pytest.mark.slow
+def test_the_command_line_runs_the_async_variant(tmp_path):
+    import csv
+
+    from deap_lossgp.app.cli import main
+
+    output = tmp_path / "run"
+    arguments = ["evolve", "--algorithm", "async-sample-tournament", "--population", "4", "--generations", "2",
+                 "--epochs", "1", "--set", "max_train_samples=200", "--backend", "serial", "--seed", "3", "--quiet",
+                 "--output", str(output)]
+    assert main(arguments) == 0
+    with (output / "logbook.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["gen"] for row in rows] == ["0", "1", "2"]
+    assert sum(int(row["nevals"]) + int(row["nrejected"]) + int(row["ncached"]) for row in rows[1:]) == 2
+    state = load_checkpoint(output / "checkpoint.pkl")
+    assert state["algorithm"] == "eaAsyncSampleTournament" and state["params"]["inflight"] == 2
+    assert json.loads((output / "config.json").read_text())["algorithm"] == "async-sample-tournament"
