@@ -430,3 +430,23 @@ def test_the_command_line_runs_the_async_variant(tmp_path):
     state = load_checkpoint(output / "checkpoint.pkl")
     assert state["algorithm"] == "eaAsyncSampleTournament" and state["params"]["inflight"] == 2
     assert json.loads((output / "config.json").read_text())["algorithm"] == "async-sample-tournament"
+
+
+@pytest.mark.slow
+def test_a_kept_compiled_model_trains_bit_identically_to_a_fresh_one():
+    from deap_lossgp.fitness import TaskSpec, load_task, training
+    from deap_lossgp.fitness.runtime import configure_tensorflow
+    from deap_lossgp.gp.expression import compile_loss
+
+    configure_tensorflow(1)
+    settings = {"epochs": 2, "batch_size": 32, "seed": 0}
+    clean = load_task(TaskSpec("digits", max_train_samples=300))
+    noisy = load_task(TaskSpec("digits", label_noise=0.4, max_train_samples=300))
+    fresh = training.train_model(compile_loss(CE), noisy, **settings)
+    training.train_model(compile_loss(CE), clean, reuse=CE, **settings)
+    kept = training._kept[2]
+    again = training.train_model(compile_loss(CE), noisy, reuse=CE, **settings)
+    assert training._kept[2] is kept  # the same compiled model, not traced again
+    assert {k: v for k, v in again.items() if k != "time"} == {k: v for k, v in fresh.items() if k != "time"}
+    training.train_model(compile_loss(CE), clean, **settings)
+    assert training._kept is None

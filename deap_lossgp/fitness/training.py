@@ -44,6 +44,7 @@ STOP_REASONS = ("completed", "nan", "diverged", "chance")
 # (name, shape, network, variables, initial values) of the model train_tasks(reuse=name) kept.
 _kept = None
 
+
 @contextlib.contextmanager
 def seeded(seed):
     """Seed Python, NumPy, TensorFlow and Keras, restoring Python's and NumPy's global states afterwards.
@@ -333,8 +334,9 @@ def train_tasks(
     if _kept is not None and name is not None and _kept[0] == name:
         _, shape, network, state, initial = _kept
     else:
-        _kept = None
-        keras.backend.clear_session(free_memory=False)
+        # Collect a kept model's memory now, as a call that keeps none does when it ends.
+        dropped, _kept = _kept is not None, None
+        keras.backend.clear_session(free_memory=dropped)
     with seeded(seed):
         for data, after, baseline in zip(tasks, chance_afters, baselines):
             start = time.perf_counter()
