@@ -168,7 +168,7 @@ def measure_utilisation(args):
             wall = time.perf_counter() - started
             busy = busy_seconds(records)
             trained = sum(logbook.select("nevals"))
-            print(f"   {algorithm.__name__:24}: {trained} evaluations trained, wall {wall:6.1f} s, "
+            print(f"   {algorithm.__name__:24}: {trained:3} evaluations trained, wall {wall:6.1f} s, "
                   f"busy {busy:6.1f} s, utilisation {100 * busy / (workers * wall):5.1f} %")
 
 
@@ -267,8 +267,8 @@ def measure_simulation(args):
 def main():
     parser = argparse.ArgumentParser(description="Trainings as the unit of parallel work: speed-up and utilisation.")
     parser.add_argument("--population", type=int, default=8, help="population size P (default: 8, so N = 3)")
-    parser.add_argument("--generations", type=int, default=3,
-                        help="generations of the utilisation runs (default: 3)")
+    parser.add_argument("--generations", type=int, default=12,
+                        help="generations of the utilisation runs (default: 12, the thesis's large scale)")
     parser.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-dir", help="where cross-entropy baselines are stored (default: the user cache)")
