@@ -224,8 +224,9 @@ class Evaluation:
         """Start evaluating *individual*; :meth:`wait` sets its fitness.
 
         A cached key, or a key already in flight, costs nothing; the screen
-        runs now; the units of a new evaluation are submitted to the map now
-        (with ``toolbox.split`` and a map that can submit).
+        runs now; with a map that can submit, the units of a new evaluation
+        join the queue of units and start as workers free up (with another
+        map, :meth:`wait` or :meth:`__call__` evaluates it).
 
         :param individual: The individual.
         :param refreshed: ``None``, or the set of keys evaluated afresh so
