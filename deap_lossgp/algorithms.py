@@ -225,8 +225,9 @@ class Evaluation:
 
         A cached key, or a key already in flight, costs nothing; the screen
         runs now; with a map that can submit, the units of a new evaluation
-        join the queue of units and start as workers free up (with another
-        map, :meth:`wait` or :meth:`__call__` evaluates it).
+        join the queue of units, which start on the workers from the next
+        :meth:`wait` on (with another map, :meth:`wait` or :meth:`__call__`
+        evaluates it).
 
         :param individual: The individual.
         :param refreshed: ``None``, or the set of keys evaluated afresh so
@@ -260,7 +261,6 @@ class Evaluation:
             job.futures = [None] * job.open
             if job.open:
                 self._queue.append(job)
-                self._fill(None)
             else:
                 self._resolve(job, job.trainings.assemble([]))
         return job
@@ -276,6 +276,9 @@ class Evaluation:
         if not job.done and job.trainings is None:
             # A plain map evaluates the individual as a whole.
             self._resolve(job, list(self.toolbox.map(self.toolbox.evaluate, [job.group[0]]))[0])
+        # Units start here rather than at submission, so that every tree
+        # submitted so far can start on a worker of its own.
+        self._fill(None)
         while not job.done:
             self._collect_one()
         return job.fitness
