@@ -63,6 +63,25 @@ class Algorithm:
             keywords["cxpb_archive"] = search.crossover_pb
         return keywords
 
+    def steps(self, first, generations):
+        """The ``ngen`` of each call :func:`run_search` makes of the function.
+
+        A generational algorithm runs one generation per call, each resuming
+        from the checkpoint the previous one wrote (the same search as one
+        call), so the run directory's files follow every generation.  The
+        asynchronous variant runs in one call: stopping at every generation
+        would leave its workers waiting for each generation's last children
+        (its checkpoint is still written after every generation, its other
+        files when it ends).
+
+        :param first: the last generation already done (0 for a new run).
+        :param generations: the number of generations of the run.
+        :returns: an iterable of ``ngen`` values.
+        """
+        if self.function is algorithms.eaAsyncSampleTournament:
+            return [generations]
+        return range(first, generations + 1)
+
     def evaluations_per_generation(self, population):
         """How many children a generation evaluates at most.
 
@@ -290,7 +309,8 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
     written to ``config.json`` when the directory has none.  The algorithm
     runs one generation at a time, each resuming from the checkpoint the
     previous one wrote (the same search as one call, see
-    :mod:`deap_lossgp.checkpoint`), and after every generation
+    :mod:`deap_lossgp.checkpoint`; the asynchronous variant runs in one
+    call, see :meth:`Algorithm.steps`), and after every generation
     ``logbook.csv`` and ``hall_of_fame.csv`` are rewritten, so a running
     search can be read (``deap-lossgp show RUN``).
 
@@ -363,7 +383,7 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
     halloffame = KeyedHallOfFame(size, key=getattr(toolbox, "key", None))
     started = time.perf_counter()
     try:
-        for generation in range(first, search.generations + 1):
+        for generation in algorithm.steps(first, search.generations):
             population, logbook = algorithm.function(
                 population, toolbox, generation, stats=fitness_statistics(), halloffame=halloffame,
                 verbose=False, checkpoint=str(run.checkpoint), **algorithm.keywords(search))
