@@ -50,11 +50,11 @@ def test_evolve_prints_no_tensorflow_log_line_and_rows_do_not_share_the_bar_line
     output = result.stdout + result.stderr
     assert not TF_LOG.search(output), output[-3000:]
     # Logbook rows go above the bar (tqdm.write), never after a bar's text on the same line.
-    assert not re.search(r"eval/s\]\s*\d", output), output[-3000:]
+    assert not re.search(r"training/s\]\s*\d", output), output[-3000:]
     rows = [line for line in result.stdout.splitlines() if re.match(r"^[01]\s+\d", line)]
     assert len(rows) == 2, result.stdout
-    # Cache hits and rejections count too: the bar ends at its total.
-    total = str(expected_evaluations("sample-tournament", 4, 1))
+    # Cache hits and rejections count too: the bar, in trainings (3 tasks each), ends at its total.
+    total = str(expected_evaluations("sample-tournament", 4, 1) * 3)
     assert re.findall(r"(\d+)/(\d+) \[", result.stderr)[-1] == (total, total), result.stderr[-2000:]
     # The default run directory is the pattern that --output's help names.
     assert "runs/<YYYYmmdd-HHMMSS>-<preset>-<algorithm>-seed<seed>" in _help("evolve", "--output")
