@@ -143,6 +143,11 @@ class Evaluation:
         give it without evaluation (e.g.
         :meth:`~deap_lossgp.fitness.LossFitness.screen`), called here
         before anything is sent to ``toolbox.map``.
+    ``toolbox.recorded(individual)``
+        ``None``, or the fitness an earlier, interrupted session already
+        trained and recorded (e.g.
+        :meth:`~deap_lossgp.search.rundir.RecordReplay.recorded`): it counts
+        as an evaluation, without training.
     ``toolbox.split(individual)``
         the evaluation cut into independent units of work (e.g.
         :meth:`~deap_lossgp.fitness.LossFitness.split`, one training per
@@ -180,6 +185,7 @@ class Evaluation:
         self.cache = {} if cache is None else dict(cache)
         self._key = getattr(toolbox, "key", None)
         self._screen = getattr(toolbox, "screen", None)
+        self._recorded = getattr(toolbox, "recorded", None)
         mapper = _unwrap(getattr(toolbox, "map", map))
         split = getattr(toolbox, "split", None)
         self._mapper = mapper if callable(getattr(mapper, "submit", None)) else None
@@ -253,6 +259,10 @@ class Evaluation:
             self._resolve(job, verdict)
             return job
         job = _Job(key, individual, "evaluated")
+        recorded = self._recorded(individual) if self._recorded else None
+        if recorded is not None:  # trained before an interruption: its record answers (a resume)
+            self._resolve(job, recorded)
+            return job
         self._flight[key] = job
         if self._mapper is not None:
             job.trainings = self._split(individual) if self._split else _Whole()
@@ -717,6 +727,11 @@ def _check_common(population, ngen, mutpb_subtree, mutpb_point):
     return len(population)
 
 
+# What _Run._state saves, all of which a resume needs.
+_STATE_KEYS = ("algorithm", "params", "generation", "population", "halloffame", "logbook", "archive",
+               "random_state", "numpy_random_state", "cache")
+
+
 class _Run:
     """Logbook, statistics, hall of fame and checkpoint bookkeeping shared by
     the algorithms."""
@@ -788,7 +803,7 @@ class _Run:
         }
 
     def _resume(self):
-        state = load_checkpoint(self.checkpoint)
+        state = load_checkpoint(self.checkpoint, required=_STATE_KEYS)
         if state.get("algorithm") != self.algorithm:
             raise CheckpointError(
                 f"checkpoint {self.checkpoint!r} was written by {state.get('algorithm')!r}, not "

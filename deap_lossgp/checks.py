@@ -1,16 +1,23 @@
 """Argument checks shared by every layer (one wording for one mistake), the
-JSON round trip of the settings dataclasses, and deprecation aliases for
-renamed public functions.
+JSON round trip of the settings dataclasses, strict JSON, and deprecation
+aliases for renamed public functions.
 
 Each check raises :class:`ValueError` with a message that names the
 argument, what it must be and what was given.
+
+Every JSON file the package writes is strict JSON (:func:`json_dumps`): a
+non-finite number, such as the worst fitness ``[0.0, -inf]``, is written as
+the string ``"-inf"`` (``"inf"``, ``"nan"``), which ``float()`` and
+:func:`json_loads` read back.
 """
 
 import dataclasses
+import json
 import math
 import warnings
 
-__all__ = ["check_int", "check_probability", "check_positive", "from_dict", "Settings", "deprecated_alias"]
+__all__ = ["check_int", "check_probability", "check_positive", "from_dict", "Settings", "deprecated_alias",
+           "json_safe", "json_dumps", "json_loads"]
 
 
 def check_int(name, value, minimum):
@@ -131,3 +138,52 @@ def deprecated_alias(old, new):
     alias.__name__ = alias.__qualname__ = old
     alias.__doc__ = f"Deprecated alias of :func:`{new.__name__}`."
     return alias
+
+
+def json_safe(value):
+    """Replace non-finite floats by the strings ``"inf"``, ``"-inf"`` and ``"nan"``.
+
+    :param value: a JSON-ready value (dicts, lists and tuples are walked).
+    :returns: a copy that strict JSON can hold; ``float()`` reads the strings back.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def json_dumps(value, **options):
+    """Strict JSON text of *value* (never ``NaN`` or ``Infinity``, see :func:`json_safe`).
+
+    :param value: a JSON-ready value.
+    :param options: further :func:`json.dumps` options (``indent``, ``sort_keys``...).
+    :returns: the text.
+    """
+    return json.dumps(json_safe(value), allow_nan=False, **options)
+
+
+_NON_FINITE = ("inf", "-inf", "nan")
+
+
+def _restore(value):
+    if isinstance(value, str) and value in _NON_FINITE:
+        return float(value)
+    if isinstance(value, dict):
+        return {key: _restore(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_restore(item) for item in value]
+    return value
+
+
+def json_loads(text):
+    """Read JSON written by :func:`json_dumps`, with its non-finite numbers as floats again.
+
+    :param text: the JSON text (``str`` or ``bytes``); the ``-Infinity`` of
+                 older, non-strict files is read too.
+    :returns: the value, with ``"inf"``, ``"-inf"`` and ``"nan"`` as floats.
+    :raises ValueError: if the text is not JSON.
+    """
+    return _restore(json.loads(text))

@@ -18,11 +18,11 @@ PNG plots.
 """
 
 import copy
-import json
 import math
 import pathlib
 import statistics
 
+from ..checks import json_dumps, json_loads
 from .report import NGL, OURS, write_report
 
 __all__ = ["run_benchmark", "run_seed", "heldout_table"]
@@ -84,7 +84,7 @@ def run_seed(seed, output, preset="quick", workers=None, backend="process", **ov
     seed_dir = pathlib.Path(output) / f"seed-{seed}"
     result_path = seed_dir / "result.json"
     if result_path.exists():
-        return json.loads(result_path.read_text())
+        return json_loads(result_path.read_text())
     seed_dir.mkdir(parents=True, exist_ok=True)
     configs = {name: make_config(preset, algorithm=name, seed=seed, backend=backend, workers=workers, **overrides)
                for name in (NGL, OURS)}
@@ -102,7 +102,7 @@ def run_seed(seed, output, preset="quick", workers=None, backend="process", **ov
         OURS: _run_algorithm(OURS, population, seed, configs[OURS], seed_dir),
     }
     temporary = result_path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(result, indent=2))
+    temporary.write_text(json_dumps(result, indent=2))
     temporary.replace(result_path)
     return result
 
@@ -189,12 +189,12 @@ def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="pro
         expressions = {"best of eaSampleTournament": best[OURS], "best of eaNGL": best[NGL]}
         expressions.update({name: name for name in HELDOUT_REFERENCES})
         heldout_path = output / "heldout.json"
-        cached = json.loads(heldout_path.read_text()) if heldout_path.exists() else {}
+        cached = json_loads(heldout_path.read_text()) if heldout_path.exists() else {}
         if cached.get("expressions") == expressions and cached.get("seeds") == heldout_seeds:
             heldout = cached["table"]
         else:
             heldout = heldout_table(expressions, preset=preset, seeds=heldout_seeds, **overrides)
-            heldout_path.write_text(json.dumps({"expressions": expressions, "seeds": heldout_seeds,
+            heldout_path.write_text(json_dumps({"expressions": expressions, "seeds": heldout_seeds,
                                                 "table": heldout}, indent=2))
     return write_report(output, results, heldout, command, environment)
 

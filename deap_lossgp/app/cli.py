@@ -13,17 +13,29 @@ Exit statuses:
   training, so there is no best loss to use (``evolve``, ``resume``, and
   ``export`` of such a run); the message says how the evaluations ended and
   what to try;
-* 130: interrupted (Ctrl-C); ``deap-lossgp resume RUN_DIR`` continues.
+* 130: interrupted (Ctrl-C or ``SIGTERM``); ``deap-lossgp resume RUN_DIR`` continues.
+
+A file that cannot be read or written (a full disk, a read-only directory,
+a malformed ``config.json``, ``best.json`` or checkpoint) is such an error too:
+one line naming the file and the fix.  Nothing written before is lost.
+
+``resume`` runs no code named by the run directory's ``config.json``: a model
+given as ``package.module:function`` is imported only with ``--trust-model``
+(checkpoints are pickles, so resume only your own or trusted runs anyway).
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import pathlib
 import re
+import signal
 import sys
+import warnings
 
 from ..algorithms import LOG_FIELDS
+from ..checks import json_dumps
 from ..search.driver import ALGORITHMS
 from ..search.parallel import BACKENDS
 
@@ -122,6 +134,9 @@ def build_parser():
     resume.add_argument("run_dir", type=pathlib.Path)
     resume.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     _add_verbose_argument(resume)
+    resume.add_argument("--trust-model", action="store_true",
+                        help="import the model builder that config.json names as package.module:function "
+                             "(only for runs you wrote or trust)")
 
     evaluate = commands.add_parser("evaluate", help="train with one loss and compare it to cross-entropy",
                                    description="Train with one loss expression and compare it to cross-entropy.")
@@ -182,14 +197,18 @@ def _cmd_evolve(args):
     output = args.output or pathlib.Path("runs") / (
         f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{args.preset}-{args.algorithm}-seed{args.seed}"
     )
+    if output.exists() and not output.is_dir():
+        raise CommandError(f"--output {output} is a file; give a new directory for the run")
     if (output / "config.json").exists():
         raise CommandError(f"{output} already holds a run; use 'deap-lossgp resume {output}' or another --output")
+    args.run_dir = output
     if not args.quiet:
         print(f"run directory: {output}")
     return _search(args, output, config)
 
 
 def _cmd_resume(args):
+    from ..fitness.models import is_import_path
     from ..search.driver import resolve_config
 
     run = _existing_run(args.run_dir)
@@ -199,10 +218,14 @@ def _cmd_resume(args):
         print(f"{args.run_dir} is finished: all {generations} generations ran, there is nothing to resume "
               f"(its results: deap-lossgp show {args.run_dir})")
         if run.best.exists():
-            _finish(json.loads(run.best.read_text()), args.run_dir)
+            _finish(run.read_best(required=("expression", "formula", "fitness")), args.run_dir)
             return 0
         _print_nothing_trained(args.command, args.run_dir, _untrained_statuses(run) or {})
         return _NOTHING_TRAINED
+    model = config["resolved"].get("fitness", {}).get("model") if isinstance(config["resolved"], dict) else None
+    if is_import_path(model) and not args.trust_model:
+        raise CommandError(f"{run.config} names the model {model!r}, which resuming would import and run; "
+                           f"add --trust-model if you wrote this run or trust its source")
     return _search(args, args.run_dir, config)
 
 
@@ -220,7 +243,7 @@ def _generations_done(run):
     """How many generations of a run finished (generation 0 included), from its checkpoint."""
     from ..checkpoint import load_checkpoint
 
-    return load_checkpoint(run.checkpoint)["generation"] if run.checkpoint.exists() else 0
+    return load_checkpoint(run.checkpoint, required=("generation",))["generation"] if run.checkpoint.exists() else 0
 
 
 def _search(args, run_dir, config):
@@ -306,7 +329,7 @@ def _cmd_evaluate(args):
     fitness = LossFitness(preset=args.preset, **_overrides(args))
     record = fitness.evaluate_detailed(expression)
     if args.json:
-        print(json.dumps(record, indent=2, default=str))
+        print(json_dumps(record, indent=2, default=str))
         return
     print(format_record(record))
 
@@ -360,8 +383,10 @@ def _cmd_export(args):
     from ..gp.expression import to_latex
 
     run = _existing_run(args.run_dir)
+    if args.output is not None and args.output.is_dir():
+        raise CommandError(f"--output {args.output} is a directory; give a file name, e.g. {args.output / 'loss.py'}")
     if run.best.exists():
-        best = json.loads(run.best.read_text())
+        best = run.read_best()
     else:
         run.read_config()  # a directory that is not a run is an error that says so, before any advice
         statuses = _untrained_statuses(run)
@@ -374,9 +399,12 @@ def _cmd_export(args):
     elif args.format == "latex":
         text = to_latex(best["expression"]) + "\n"
     else:
-        text = json.dumps(best, indent=2) + "\n"
+        text = json_dumps(best, indent=2) + "\n"
     if args.output:
-        args.output.write_text(text)
+        try:
+            args.output.write_text(text)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, error.filename or str(args.output)) from None
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
@@ -423,7 +451,7 @@ def _cmd_show(args):
     if run.checkpoint.exists():
         from ..checkpoint import load_checkpoint
 
-        state = load_checkpoint(run.checkpoint)
+        state = load_checkpoint(run.checkpoint, required=("logbook",))
         rows = logbook_rows(state["logbook"])
         columns = [*LOG_FIELDS, "wins_max", "improvement_max", "improvement_median"]
         print("".join(f"{c:>19}" for c in columns))
@@ -434,7 +462,7 @@ def _cmd_show(args):
         print(f"hall of fame ({len(rows)} best distinct losses so far; all columns in {run.hall_of_fame}):")
         print(_hall_of_fame_table(rows))
     if run.best.exists():
-        best = json.loads(run.best.read_text())
+        best = run.read_best(required=("expression", "formula", "fitness"))
         print(f"best:      {best['expression']}")
         print(f"formula:   {best['formula']}")
         print(f"fitness:   {format_fitness(best['fitness'])}")
@@ -505,6 +533,7 @@ def main(argv=None):
     :returns: the exit status.
     """
     from ..checkpoint import CheckpointError
+    from ..search.rundir import RunLockedError
 
     args = build_parser().parse_args(argv)
     if args.command in _TRAINING_COMMANDS and not args.verbose:
@@ -512,14 +541,64 @@ def main(argv=None):
 
         quiet_tensorflow()
     try:
-        status = _COMMANDS[args.command](args)
-    except (CommandError, CheckpointError, ValueError, FileNotFoundError) as error:
+        with _one_line_warnings(args.command), _sigterm_as_interrupt():
+            status = _COMMANDS[args.command](args)
+    except (CommandError, CheckpointError, ValueError, RunLockedError) as error:
         print(f"deap-lossgp {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        # Our own messages (e.g. "not a run directory") name no file; the system's get the file and a fix.
+        text = str(error) if error.filename is None else f"{_describe_os_error(error)}; {_retry_hint(args)}"
+        print(f"deap-lossgp {args.command}: error: {text}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("interrupted: resume with 'deap-lossgp resume RUN_DIR'", file=sys.stderr)
+        run_dir = getattr(args, "run_dir", None)
+        where = f"; resume with 'deap-lossgp resume {run_dir}'" if args.command in ("evolve", "resume") else ""
+        print(f"deap-lossgp {args.command}: interrupted{where}", file=sys.stderr)
         return 130
     return status or 0
+
+
+def _describe_os_error(error):
+    names = [name for name in (error.filename, error.filename2) if name is not None]
+    what = error.strerror or str(error)
+    return f"{' -> '.join(map(str, names))}: {what}" if names else what
+
+
+def _retry_hint(args):
+    # A run whose config.json exists continues with resume; anything else is simply run again.
+    run_dir = getattr(args, "run_dir", None)
+    if args.command in ("evolve", "resume") and run_dir is not None and (pathlib.Path(run_dir) / "config.json").exists():
+        return f"fix it (free disk space, permissions), then continue with 'deap-lossgp resume {run_dir}'"
+    return "fix it (free disk space, permissions, the path), then run the command again"
+
+
+@contextlib.contextmanager
+def _one_line_warnings(command):
+    """Show warnings (a damaged record skipped, a checkpoint fallback) as one line each."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"deap-lossgp {command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Stop on SIGTERM the way Ctrl-C stops: workers ended, one message, status 130."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

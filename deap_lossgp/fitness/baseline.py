@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 
+from ..checks import json_dumps, json_loads
 from .training import train_model
 
 __all__ = ["DEFAULT_BASELINE_DIR", "baseline_settings", "baseline_path", "get_baseline"]
@@ -85,7 +86,7 @@ def get_baseline(task, data, config, directory=None):
     path = baseline_path(task, settings, directory)
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as stream:
-            record = json.load(stream)
+            record = json_loads(stream.read())
         if record.get("settings") == settings:
             return record
     record = train_model(
@@ -104,7 +105,7 @@ def get_baseline(task, data, config, directory=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump(record, stream, indent=1)
+        stream.write(json_dumps(record, indent=1))
     os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
     os.replace(temporary, path)
     return record

@@ -11,7 +11,7 @@ import math
 from ..checks import Settings, check_int, check_positive, check_probability
 from ..gp.validity import VALIDITY_RULES
 from .datasets import TaskSpec
-from .models import get_model_builder
+from .models import check_model_name
 from .scoring import AVERAGING, METRICS
 
 __all__ = ["PRECISIONS", "FitnessConfig", "FITNESS_MODES", "FITNESS_PRESETS", "fitness_preset"]
@@ -121,7 +121,7 @@ class FitnessConfig(Settings):
         if duplicates:
             raise ValueError(f"task names must be distinct, repeated: {duplicates}; give the tasks a 'name'")
         object.__setattr__(self, "tasks", tasks)
-        get_model_builder(self.model)
+        check_model_name(self.model)
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
         check_positive("learning_rate", self.learning_rate)

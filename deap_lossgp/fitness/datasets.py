@@ -110,7 +110,9 @@ class TaskSpec:
                 f"unknown dataset {self.dataset!r}; choose from {', '.join(sorted(DATASETS))} "
                 "or add one with deap_lossgp.fitness.register_dataset()"
             )
-        if not 0.0 <= self.label_noise < 1.0:
+        if isinstance(self.label_noise, bool) or not isinstance(self.label_noise, (int, float)) or not (
+            0.0 <= self.label_noise < 1.0
+        ):
             raise ValueError(f"label_noise must lie in [0, 1), got {self.label_noise!r}")
         if self.max_train_samples is not None and (
             isinstance(self.max_train_samples, bool)

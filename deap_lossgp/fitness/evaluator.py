@@ -28,10 +28,11 @@ main process, with :meth:`LossFitness.key`.
 """
 
 import datetime
-import json
+import errno
 import os
 import time
 
+from ..checks import json_dumps
 from ..gp.expression import canonical_key, compile_loss, to_string
 from ..gp.validity import verdict
 from .baseline import get_baseline
@@ -298,16 +299,23 @@ class LossFitness:
     def _append(self, record):
         if self.records_path is None:
             return
-        line = (json.dumps(record) + "\n").encode("utf-8")
+        line = (json_dumps(record) + "\n").encode("utf-8")
         directory = os.path.dirname(self.records_path)
         if directory:
             os.makedirs(directory, exist_ok=True)
         # One write to an O_APPEND file, so lines of parallel workers do not interleave.
         handle = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(handle, line)
+            written = os.write(handle, line)
+        except OSError as error:
+            raise OSError(error.errno, f"{error.strerror} (appending an evaluation record)",
+                          self.records_path) from None
         finally:
             os.close(handle)
+        if written != len(line):
+            # A short write leaves a torn line, which readers skip and resume moves aside.
+            raise OSError(errno.ENOSPC, f"short write of an evaluation record ({written} of {len(line)} bytes; "
+                          f"is the disk full?)", self.records_path)
 
     def __repr__(self):
         return f"LossFitness(metric={self.config.metric!r}, tasks={[t.name for t in self.config.tasks]})"

@@ -16,6 +16,7 @@ run on the GPU with the model (NGL's pipeline for InceptionV3).  Under the
 
 import importlib
 import math
+import re
 
 __all__ = [
     "NGL_AUGMENTATION",
@@ -23,6 +24,8 @@ __all__ = [
     "MODELS",
     "register_model",
     "get_model_builder",
+    "check_model_name",
+    "is_import_path",
     "build_model",
     "small_cnn",
     "inception_v3",
@@ -130,6 +133,36 @@ def register_model(name, builder):
         raise ValueError(f"model {name!r} is already registered")
     MODELS[name] = builder
     return builder
+
+
+# "package.module:function", checked without importing anything.
+_IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_import_path(name):
+    """Whether *name* names a builder to import rather than a registered one.
+
+    :param name: a model name.
+    :returns: ``True`` for ``"package.module:function"`` not in :data:`MODELS`.
+    """
+    return isinstance(name, str) and name not in MODELS and _IMPORT_PATH.fullmatch(name) is not None
+
+
+def check_model_name(name):
+    """Check a model name without importing anything.
+
+    An import path is imported only when a model is built, so reading a
+    stored configuration never runs code (see :func:`get_model_builder`).
+
+    :param name: a key of :data:`MODELS` or ``"package.module:function"``.
+    :returns: *name*.
+    :raises ValueError: otherwise.
+    """
+    if (isinstance(name, str) and name in MODELS) or is_import_path(name):
+        return name
+    raise ValueError(
+        f"unknown model {name!r}; choose from {', '.join(sorted(MODELS))} or give 'package.module:function'"
+    )
 
 
 def get_model_builder(name):

@@ -15,8 +15,11 @@ processes inherit the choice through the environment.
 
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
+import time
 import warnings
 
 from .devices import allow_memory_growth, pin_gpu
@@ -97,14 +100,19 @@ def auto_threads(workers):
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def worker_initializer(tf_threads):
+def worker_initializer(tf_threads, parent=None):
     """Configure a worker process before its first task.
 
     :param tf_threads: an int, ``"auto"`` (this host's cores shared by
                        SCOOP's workers) or ``None`` to leave TensorFlow alone
                        (no import, for evaluators that do not train).
+    :param parent: the pid of the process that owns this worker (a pool's
+                   parent), or ``None``.  The worker then dies with it,
+                   however it ends (even ``SIGKILL``), and leaves Ctrl-C to it.
     :returns: ``None``.
     """
+    if parent is not None:
+        _die_with_parent(parent)
     if tf_threads is None or _threads is not None:
         return
     if tf_threads == "auto":
@@ -169,3 +177,23 @@ def import_tensorflow():
     absl.logging.set_verbosity(absl.logging.ERROR)
     tf.get_logger().setLevel("ERROR")
     return tf
+
+
+def _die_with_parent(parent):
+    # The parent turns Ctrl-C into one message and stops the workers; a worker's traceback would only add noise.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        # PR_SET_PDEATHSIG = 1: the kernel kills this worker when its parent dies.
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    # The parent may have died before prctl; elsewhere (macOS) the watch alone does it, within a second.
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
+
+
+def _watch_parent(parent):
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)

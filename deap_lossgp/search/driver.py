@@ -21,8 +21,9 @@ import numpy
 from .. import algorithms
 from ..algorithms import default_n_parents
 from ..fitness.config import FitnessConfig
+from ..fitness.models import get_model_builder
 from .presets import SearchConfig, get_preset
-from .rundir import RunDirectory, count_completed, describe_statuses, read_records
+from .rundir import RecordReplay, RunDirectory, count_completed, describe_statuses, read_records
 
 __all__ = [
     "Algorithm",
@@ -123,8 +124,10 @@ def make_config(preset="quick", algorithm="sample-tournament", seed=0, backend="
         raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    _check_seed(seed)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     resolved = get_preset(preset, **overrides)  # validates every field now, not mid-run
+    get_model_builder(resolved.fitness.model)  # the user's own model path: imported now, to fail before the run
     return {
         "preset": preset,
         "overrides": overrides,
@@ -135,6 +138,12 @@ def make_config(preset="quick", algorithm="sample-tournament", seed=0, backend="
         "resolved": {"fitness": resolved.fitness.to_dict(), "search": resolved.search.to_dict()},
         "versions": _versions(),
     }
+
+
+def _check_seed(seed):
+    # NumPy's global generator takes seeds in [0, 2**32).
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
 
 
 def _versions():
@@ -338,21 +347,57 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
     :raises NothingTrainedError: if no evaluation of the run completed
                                  training (``logbook.csv`` is written, the
                                  best loss is not).
+    :raises ValueError: on an invalid configuration (before anything is
+                        written), or a run directory whose checkpoint is
+                        missing beside its records.
+    :raises ~deap_lossgp.search.rundir.RunLockedError: if another process is
+                                                      running the search.
+    :raises OSError: if the run directory cannot be written (checked before
+                     each generation's training).
+
+    One process at a time runs a run directory (its lock).  A resumed run
+    reuses the evaluations recorded since its checkpoint instead of training
+    them again (:class:`~deap_lossgp.search.rundir.RecordReplay`).
     """
+    from .parallel import get_map
+
+    # Everything is checked before the run directory is touched.
+    resolve_config(config)
+    _check_seed(config["seed"])
+    inner = get_map(config["backend"], workers=config["workers"])  # refuses scoop outside python -m scoop
+    run = RunDirectory(run_dir)
+    if run.path.exists() and not run.path.is_dir():
+        raise ValueError(f"{run.path} is a file, not a run directory; give a directory for the run")
+    run.create()
+    with run.lock():
+        return _run_locked(run, config, inner, population, stream, progress, on_generation)
+
+
+def _run_locked(run, config, inner, population, stream, progress, on_generation):
+    """:func:`run_search` in its locked run directory, with its map backend."""
+    import warnings
 
     from tqdm.auto import tqdm
 
     from ..checkpoint import load_checkpoint
     from ..fitness import LossFitness
     from .halloffame import KeyedHallOfFame, hall_of_fame_rows, write_hall_of_fame
-    from .parallel import get_map
     from .toolbox import make_toolbox
 
     fitness_config, search = resolve_config(config)
     algorithm = ALGORITHMS[config["algorithm"]]
-    run = RunDirectory(run_dir).create()
+    run.check_writable()
     if not run.config.exists():
         run.write_config(config)
+    run.repair_records()
+    records = read_records(run.records)
+    if len(records) > search.population and not run.checkpoint.exists():
+        # More records than generation 0 writes: the checkpoint existed and is gone.
+        raise ValueError(
+            f"{run.path} holds {len(records)} evaluation records but no checkpoint.pkl, so resuming would "
+            f"restart the run; restore checkpoint.pkl (or rename checkpoint.pkl.prev to it), or start a new "
+            f"run with 'deap-lossgp evolve --output <new directory>'"
+        )
     fitness = LossFitness(preset=fitness_config, records_path=str(run.records))
     # Baselines first, in this process, so workers never train them concurrently.
     fitness.prepare()
@@ -362,7 +407,9 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
         random.seed(f"{config['seed']}-{stream}")
         numpy.random.seed(config["seed"])
     resumed = run.checkpoint.exists()
-    state = load_checkpoint(run.checkpoint) if resumed else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a fallback to the previous checkpoint is reported by the algorithm
+        state = load_checkpoint(run.checkpoint) if resumed else {}
     # The checkpoint's generation is the next one to run; the first call below only reloads the finished ones.
     first = state["generation"] - 1 if resumed else 0
     # A checkpoint of an earlier version holds a hall of fame of its own size, which a resume must keep.
@@ -371,7 +418,6 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
     def evaluations_through(generation):
         return expected_evaluations(algorithm.name, search.population, generation)
 
-    inner = get_map(config["backend"], workers=config["workers"])
     # Trainings are the units of work: one per task of every evaluation.
     tasks = len(fitness_config.tasks)
     total = expected_evaluations(algorithm.name, search.population, search.generations) * tasks
@@ -379,11 +425,16 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
                unit="training", disable=not progress, dynamic_ncols=True)
     mapper = ProgressMap(inner, bar)
     toolbox = make_toolbox(search=search, fitness=fitness, map=mapper)
+    # Evaluations that finished after the last checkpoint are answered from their records.
+    replay = RecordReplay(records, fitness.key)
+    toolbox.register("screen", replay.screen(toolbox.screen))
+    toolbox.register("recorded", replay.recorded)
 
     halloffame = KeyedHallOfFame(size, key=getattr(toolbox, "key", None))
     started = time.perf_counter()
     try:
         for generation in algorithm.steps(first, search.generations):
+            run.check_writable()  # before the generation's training is spent
             population, logbook = algorithm.function(
                 population, toolbox, generation, stats=fitness_statistics(), halloffame=halloffame,
                 verbose=False, checkpoint=str(run.checkpoint), **algorithm.keywords(search))
@@ -394,6 +445,10 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
             write_hall_of_fame(run.hall_of_fame, hall_of_fame_rows(halloffame, read_records(run.records)))
             if on_generation is not None:
                 on_generation(run, logbook, halloffame)
+    except BaseException:
+        # Ctrl-C, SIGTERM (the CLI turns it into Ctrl-C) or an error: no worker outlives the search.
+        inner.terminate()
+        raise
     finally:
         elapsed = time.perf_counter() - started
         bar.close()

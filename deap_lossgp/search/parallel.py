@@ -57,6 +57,12 @@ What every backend guarantees:
   neither your creator classes nor the script that defines them. The evaluator
   therefore receives a plain tree (its fitness is set by the algorithm, not by
   the evaluator). Other individuals are sent unchanged and must be picklable.
+* The ``"process"`` backend's workers die with the process that started them,
+  however it ends (an exception, Ctrl-C, ``SIGTERM`` or ``SIGKILL``: on Linux
+  the kernel kills them, elsewhere they notice within a second), and they
+  leave Ctrl-C to it, so an interrupted search prints no worker traceback.
+  SCOOP starts and stops its own workers (and may run them on other hosts):
+  stop a SCOOP search by stopping its launcher, ``python -m scoop``.
 * Each worker sets TensorFlow's thread pools once, before its first evaluation,
   so that the workers of one machine share its cores instead of each using all
   of them (see :func:`get_map`'s *tf_threads*). An evaluator that sets its own
@@ -67,10 +73,12 @@ What every backend guarantees:
 """
 
 import concurrent.futures
+import contextlib
 import itertools
 import multiprocessing
 import os
 import random
+import signal
 from operator import attrgetter
 
 import numpy
@@ -212,11 +220,21 @@ class _MapBase:
         :returns: None
         """
 
+    def terminate(self):
+        """Stop at once, abandoning running evaluations (after an error or Ctrl-C).
+
+        :returns: None
+        """
+        self.close()
+
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc_info):
-        self.close()
+    def __exit__(self, exc_type, exc_value, traceback):
+        if exc_type is None:
+            self.close()
+        else:
+            self.terminate()
         return False
 
 
@@ -332,10 +350,13 @@ class ProcessMap(_MapBase):
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=worker_initializer,
-                initargs=(self.tf_threads,),
+                # Workers die with this process, however it ends.
+                initargs=(self.tf_threads, os.getpid()),
             )
-        # The initializer has configured TensorFlow already: tasks skip it.
-        return self._executor.submit(_Task(function, None), portable(item))
+        # Workers start while tasks are submitted: they inherit an ignored Ctrl-C from their first instruction.
+        with _sigint_ignored():
+            # The initializer has configured TensorFlow already: tasks skip it.
+            return self._executor.submit(_Task(function, None), portable(item))
 
     def first_completed(self, futures):
         """Wait until one of *futures* has finished.
@@ -354,6 +375,35 @@ class ProcessMap(_MapBase):
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+    def terminate(self):
+        """Kill the worker processes now, abandoning running evaluations.
+
+        :returns: None
+        """
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        # concurrent.futures has no public way to stop running tasks before Python 3.14.
+        processes = list((executor._processes or {}).values())
+        for process in processes:
+            process.kill()
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join()
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread, which alone receives signals
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class ScoopMap(_MapBase):

@@ -4,7 +4,8 @@
 ``config.json``        the exact configuration (preset, overrides, algorithm,
                        seed, backend), enough to resume or rerun the search
 ``checkpoint.pkl``     the resumable state after the last finished generation
-                       (a pickle: load only your own or trusted files)
+                       (a pickle: load only your own or trusted files), and
+                       ``checkpoint.pkl.prev``, the one before it
 ``evaluations.jsonl``  one JSON line per evaluation: expression, status,
                        per-task metrics, fitness, stop reasons, time
 ``logbook.csv``        one row per generation (evaluations, cache hits, time,
@@ -18,30 +19,36 @@
                        metrics (see :mod:`deap_lossgp.search.halloffame`)
 ``fitness.png``        best and median fitness per generation (written by
                        the command line, :mod:`deap_lossgp.app.plots`)
+``.lock``              held by the one process that writes the run
 =====================  ==========================================================
+
+Every JSON file is strict JSON; a non-finite number (the worst fitness's
+improvement) is the string ``"-inf"`` (see :func:`~deap_lossgp.checks.json_dumps`).
 """
 
 import collections
+import contextlib
 import csv
-import json
-import math
+import errno
 import os
 import pathlib
+import shutil
+import warnings
 
+from ..checks import json_dumps, json_loads
 from ..gp.expression import to_formula, to_latex, to_python_source, to_string
 
-__all__ = ["RunDirectory", "logbook_rows", "read_records", "count_completed", "describe_statuses"]
+__all__ = ["RunDirectory", "RunLockedError", "RecordReplay", "logbook_rows", "read_records", "count_completed",
+           "describe_statuses"]
+
+# The keys of a configuration written by make_config that every command reads.
+_CONFIG_KEYS = ("preset", "algorithm", "seed", "backend", "workers", "resolved")
+# Statuses of records written by the validity screen (a rejection), not by a training.
+_REJECTED = ("invalid", "untrainable")
 
 
-def _json_safe(value):
-    """Replace non-finite floats (e.g. the worst fitness) by strings JSON can hold."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+class RunLockedError(RuntimeError):
+    """Another process is writing the run directory."""
 
 
 def logbook_rows(logbook):
@@ -65,14 +72,38 @@ def logbook_rows(logbook):
 def read_records(path):
     """Read an ``evaluations.jsonl`` file.
 
+    A line that is not a whole JSON object (a torn line left by a crash or a
+    full disk) is skipped, with one :class:`RuntimeWarning` naming the file;
+    :meth:`RunDirectory.repair_records` moves such lines aside.
+
     :param path: the file.
     :returns: a list of record dicts (empty if the file does not exist).
     """
+    records, damaged = _parse_records(path)
+    if damaged:
+        warnings.warn(f"{path}: skipped {len(damaged)} damaged line(s) (line {damaged[0][0]} first), left by an "
+                      f"interrupted write; 'deap-lossgp resume' moves them aside", RuntimeWarning, stacklevel=2)
+    return records
+
+
+def _parse_records(path):
+    """``(records, damaged)``: the records, and ``(line number, raw bytes)`` of unreadable lines."""
     path = pathlib.Path(path)
     if not path.exists():
-        return []
-    with path.open() as stream:
-        return [json.loads(line) for line in stream if line.strip()]
+        return [], []
+    records, damaged = [], []
+    for number, raw in enumerate(path.read_bytes().splitlines(keepends=True), 1):
+        if not raw.strip():
+            continue
+        try:
+            record = json_loads(raw)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError
+            record = None
+        if isinstance(record, dict) and raw.endswith(b"\n"):
+            records.append(record)
+        else:
+            damaged.append((number, raw))
+    return records, damaged
 
 
 def count_completed(records):
@@ -121,6 +152,9 @@ class RunDirectory:
         self.best_loss = self.path / "best_loss.py"
         self.hall_of_fame = self.path / "hall_of_fame.csv"
         self.plot = self.path / "fitness.png"
+        self.lock_file = self.path / ".lock"
+        self.damaged_records = self.path / "evaluations.damaged"
+        self._lock = None
 
     def create(self):
         """Create the directory.
@@ -136,7 +170,7 @@ class RunDirectory:
         :param config: a JSON-serialisable dict.
         :returns: the path written.
         """
-        self._write_text(self.config, json.dumps(_json_safe(config), indent=2, sort_keys=True) + "\n")
+        self._write_text(self.config, json_dumps(config, indent=2, sort_keys=True) + "\n")
         return self.config
 
     def read_config(self):
@@ -144,12 +178,122 @@ class RunDirectory:
 
         :returns: the configuration dict.
         :raises FileNotFoundError: if this is not a run directory.
+        :raises ValueError: if ``config.json`` is not a configuration that
+                            ``evolve`` wrote.
         """
         if not self.config.exists():
             raise FileNotFoundError(
                 f"{self.path} is not a run directory (no config.json); give the directory a search wrote"
             )
-        return json.loads(self.config.read_text())
+        config = self._read_json(self.config, "restore it from a backup or start a new run with 'deap-lossgp evolve'")
+        missing = [key for key in _CONFIG_KEYS if not isinstance(config, dict) or key not in config]
+        if missing:
+            raise ValueError(f"{self.config} lacks {', '.join(map(repr, missing))}: it was not written by "
+                             f"'deap-lossgp evolve'; restore it from a backup or start a new run")
+        return config
+
+    def read_best(self, required=("expression",)):
+        """Read ``best.json``.
+
+        :param required: the keys the caller needs.
+        :returns: its dict.
+        :raises ValueError: if the file is malformed or lacks a required key.
+        """
+        fix = f"delete it and run 'deap-lossgp resume {self.path}' to write it again"
+        best = self._read_json(self.best, fix)
+        missing = [key for key in required if not isinstance(best, dict) or key not in best]
+        if missing:
+            raise ValueError(f"{self.best} lacks {', '.join(map(repr, missing))}; {fix}")
+        return best
+
+    @staticmethod
+    def _read_json(path, fix):
+        try:
+            return json_loads(path.read_bytes())
+        except ValueError as error:
+            raise ValueError(f"{path} is not valid JSON ({error}); {fix}") from None
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run directory's lock: one writer per run directory.
+
+        The lock is an :func:`fcntl.flock` on ``.lock``, which the system
+        releases when the holder exits, even when it is killed, so a stale
+        lock needs no cleaning.  Without :mod:`fcntl` (Windows) nothing is
+        locked.
+
+        :returns: a context manager.
+        :raises RunLockedError: if another process holds the lock.
+        """
+        try:
+            import fcntl
+        except ImportError:
+            yield self
+            return
+        handle = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(handle, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                raise RunLockedError(
+                    f"{self.path} is in use by another process (pid {holder}); wait for it to finish or stop it, "
+                    f"then run the command again"
+                ) from None
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, f"{os.getpid()}\n".encode("ascii"), 0)
+            yield self
+        finally:
+            os.close(handle)
+
+    def check_writable(self):
+        """Check that a checkpoint can be written now, before training is spent.
+
+        Writes and removes a probe file, and requires free space for two
+        checkpoints (at least 1 MB).
+
+        :returns: ``None``.
+        :raises OSError: naming the directory, if it is not writable or full.
+        """
+        probe = self.path / ".write-test"
+        handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            data = b"0" * 4096
+            if os.write(handle, data) != len(data):
+                raise OSError(errno.ENOSPC, "short write (is the disk full?)", str(probe))
+            os.fsync(handle)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(probe)) from None
+        finally:
+            os.close(handle)
+            with contextlib.suppress(OSError):
+                probe.unlink()
+        size = self.checkpoint.stat().st_size if self.checkpoint.exists() else 0
+        needed = max(2 * size, 1 << 20)
+        if shutil.disk_usage(self.path).free < needed:
+            raise OSError(errno.ENOSPC, f"less than {needed >> 20} MB free for the checkpoint", str(self.path))
+
+    def repair_records(self):
+        """Move the damaged lines of ``evaluations.jsonl`` aside.
+
+        A crash or a full disk can leave a torn last line; appending after it
+        would damage the next record too.  The readable records stay, the
+        damaged lines are appended to ``evaluations.damaged`` (nothing is
+        lost), and a :class:`RuntimeWarning` names both files.
+
+        :returns: the number of damaged lines moved.
+        """
+        records, damaged = _parse_records(self.records)
+        if not damaged:
+            return 0
+        with self.damaged_records.open("ab") as stream:
+            stream.write(b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for _, raw in damaged))
+            stream.flush()
+            os.fsync(stream.fileno())
+        self._write_text(self.records, "".join(json_dumps(record) + "\n" for record in records))
+        warnings.warn(f"{self.records}: moved {len(damaged)} damaged line(s) (left by an interrupted write) to "
+                      f"{self.damaged_records}", RuntimeWarning, stacklevel=2)
+        return len(damaged)
 
     def write_logbook(self, logbook):
         """Write ``logbook.csv``.
@@ -160,11 +304,14 @@ class RunDirectory:
         rows = logbook_rows(logbook)
         columns = list(dict.fromkeys(key for row in rows for key in row))
         temporary = self.logbook.with_suffix(".csv.tmp")
-        with temporary.open("w", newline="") as stream:
-            writer = csv.DictWriter(stream, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(temporary, self.logbook)
+        try:
+            with temporary.open("w", newline="") as stream:
+                writer = csv.DictWriter(stream, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(rows)
+            os.replace(temporary, self.logbook)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, error.filename or str(self.logbook)) from None
         return self.logbook
 
     def write_best(self, individual):
@@ -197,12 +344,91 @@ class RunDirectory:
             "size": len(individual),
             "record": record,
         }
-        self._write_text(self.best, json.dumps(_json_safe(best), indent=2) + "\n")
+        self._write_text(self.best, json_dumps(best, indent=2) + "\n")
         self._write_text(self.best_loss, to_python_source(text))
         return best
 
     @staticmethod
     def _write_text(path, text):
         temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(text)
-        os.replace(temporary, path)
+        try:
+            with temporary.open("w") as stream:
+                stream.write(text)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, path)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise OSError(error.errno, error.strerror, error.filename or str(path)) from None
+
+
+class RecordReplay:
+    """Reuse, on resume, the evaluations recorded after the last checkpoint.
+
+    A run killed during a generation has records for the evaluations that
+    finished, but its checkpoint predates them.  The resumed run redoes that
+    generation with the same random state, so it asks for the same trees:
+    this object answers those from their records instead of training them
+    again (and writing their records twice).  It wraps the toolbox's
+    ``screen`` and provides ``toolbox.recorded``, which
+    :class:`~deap_lossgp.algorithms.Evaluation` consults before training,
+    so a replayed evaluation counts exactly as the original one did
+    (``nevals`` or ``nrejected``) and the resumed run's logbook, population
+    and best equal an uninterrupted run's.
+
+    A record is matched by its ``key`` (:meth:`LossFitness.key
+    <deap_lossgp.fitness.LossFitness.key>`, the evaluation cache's key) and
+    used once.  Keys already in the checkpoint's cache never reach the
+    screen or the map, so only the unfinished generation's records are used
+    (except for re-evaluations past the cache, such as ``eaNGL(...,
+    reevaluate=True)``'s, which would take a key's earlier record: the search
+    driver does not use them).
+
+    :param records: the run's records (:func:`read_records`).
+    :param key: the function that computed their ``key``.
+    """
+
+    def __init__(self, records, key):
+        self.key = key
+        self.pending = collections.defaultdict(collections.deque)
+        for record in records:
+            if record.get("key") is not None and isinstance(record.get("fitness"), list):
+                rejected = record.get("status") in _REJECTED
+                fitness = tuple(float(value) for value in record["fitness"])
+                self.pending[record["key"]].append((rejected, fitness))
+
+    def _take(self, individual, rejected):
+        """The recorded fitness of *individual* if its record is of that kind, else ``None``."""
+        queue = self.pending.get(self.key(individual))
+        if not queue or queue[0][0] != rejected:
+            return None
+        return queue.popleft()[1]
+
+    def screen(self, screen):
+        """Wrap a ``toolbox.screen`` function.
+
+        :param screen: the screen to call for trees without a record.
+        :returns: a screen that returns a recorded rejection, passes a tree
+                  whose record says it was trained, and screens the others.
+        """
+        def replayed_screen(individual):
+            queue = self.pending.get(self.key(individual))
+            if queue and not queue[0][0]:
+                return None  # it passed the screen before and was trained: toolbox.recorded answers it
+            fitness = self._take(individual, rejected=True)
+            return screen(individual) if fitness is None else fitness
+
+        return replayed_screen
+
+    def recorded(self, individual):
+        """The recorded fitness of a tree the unfinished generation trained.
+
+        Registered as ``toolbox.recorded``:
+        :class:`~deap_lossgp.algorithms.Evaluation` counts the answer as an
+        evaluation, as the original training was.
+
+        :param individual: a tree about to be trained.
+        :returns: its fitness, or ``None`` when it has no unused record.
+        """
+        return self._take(individual, rejected=False)
