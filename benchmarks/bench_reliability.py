@@ -165,10 +165,22 @@ FAULT = textwrap.dedent("""
     import errno, os, pathlib, sys
     from deap_lossgp.app.cli import main
 
-    def write(*args, **kwargs):
-        raise OSError(errno.{code}, os.strerror(errno.{code}))
+    # The fault hits files under the given directory only, as a full or read-only file system there would.
+    root, real_write, real_write_text = sys.argv.pop(1), os.write, pathlib.Path.write_text
 
-    os.write = pathlib.Path.write_text = write
+    def fail(path):
+        if str(path).startswith(root):
+            raise OSError(errno.{code}, os.strerror(errno.{code}))
+
+    def write(handle, data):
+        fail(os.readlink(f"/proc/self/fd/{{handle}}"))
+        return real_write(handle, data)
+
+    def write_text(self, *args, **kwargs):
+        fail(self.resolve())
+        return real_write_text(self, *args, **kwargs)
+
+    os.write, pathlib.Path.write_text = write, write_text
     sys.exit(main(sys.argv[1:]))
 """)
 
@@ -199,7 +211,12 @@ def bad_inputs(work, reference):
 
         save_checkpoint(run / "checkpoint.pkl", {})
 
+    def unfinished(run):
+        # The previous checkpoint: a run that resume continues, rather than reports finished.
+        os.replace(run / "checkpoint.pkl.prev", run / "checkpoint.pkl")
+
     def untrusted_model(run):
+        unfinished(run)
         config = json.loads((run / "config.json").read_text())
         config["resolved"]["fitness"]["model"] = "this:nothing"
         (run / "config.json").write_text(json.dumps(config))
@@ -222,11 +239,11 @@ def bad_inputs(work, reference):
         ("resume, records but no checkpoint", cli("resume", copy("no-checkpoint", drop_checkpoint))),
         ("resume, config.json model 'this:nothing'", cli("resume", copy("model", untrusted_model))),
         ("resume, disk full",
-         [sys.executable, "-c", FAULT.format(code="ENOSPC"), "resume", copy("disk-full")]),
+         [sys.executable, "-c", FAULT.format(code="ENOSPC"), str(work), "resume", copy("disk-full", unfinished)]),
         ("resume, read-only run directory",
-         [sys.executable, "-c", FAULT.format(code="EROFS"), "resume", copy("read-only")]),
-        ("export, unwritable --output file",
-         [sys.executable, "-c", FAULT.format(code="ENOSPC"), "export", copy("export-full"), "--output",
+         [sys.executable, "-c", FAULT.format(code="EROFS"), str(work), "resume", copy("read-only", unfinished)]),
+        ("export, disk full for the --output file",
+         [sys.executable, "-c", FAULT.format(code="ENOSPC"), str(work), "export", copy("export-full"), "--output",
           str(work / "loss.py")]),
     ]
     results = []

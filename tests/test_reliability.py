@@ -347,12 +347,16 @@ def test_bad_arguments_leave_nothing_on_disk(tmp_path, capsys, args):
     assert not output.exists()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds a descriptor's file in /proc")
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
 def test_an_unwritable_run_directory_is_found_before_any_training(tmp_path, capsys, monkeypatch, code):
     run = _run_dir(tmp_path)
+    real_write = os.write
 
-    def write(handle, data):
-        raise OSError(code, os.strerror(code))
+    def write(handle, data):  # the fault hits the run directory only
+        if os.readlink(f"/proc/self/fd/{handle}").startswith(str(run.path)):
+            raise OSError(code, os.strerror(code))
+        return real_write(handle, data)
 
     monkeypatch.setattr(os, "write", write)
     trained = []

@@ -536,11 +536,11 @@ def main(argv=None):
     from ..search.rundir import RunLockedError
 
     args = build_parser().parse_args(argv)
-    if args.command in _TRAINING_COMMANDS and not args.verbose:
-        from ..fitness.runtime import quiet_tensorflow
-
-        quiet_tensorflow()
     try:
+        if args.command in _TRAINING_COMMANDS and not args.verbose:
+            from ..fitness.runtime import quiet_tensorflow
+
+            quiet_tensorflow()
         with _one_line_warnings(args.command), _sigterm_as_interrupt():
             status = _COMMANDS[args.command](args)
     except (CommandError, CheckpointError, ValueError, RunLockedError) as error:
