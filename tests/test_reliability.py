@@ -53,14 +53,16 @@ POOL_SCRIPT = textwrap.dedent("""
     from deap_lossgp.search.parallel import get_map
 
     def work(item):
-        if item == "fail":
-            raise RuntimeError("boom")
         time.sleep(120)
         return item
 
     if __name__ == "__main__":
         with get_map("process", workers=2, tf_threads=None) as pmap:
-            pmap(work, sys.argv[1:])
+            futures = [pmap.submit(work, item) for item in range(2)]
+            if sys.argv[1] == "exception":
+                time.sleep(3)  # an error in the parent while both workers train
+                raise RuntimeError("boom")
+            pmap.as_completed(futures)
 """)
 
 
@@ -103,17 +105,16 @@ def _wait_gone(pids, seconds):
 def test_pool_workers_and_resource_tracker_die_with_their_parent(tmp_path, how):
     script = tmp_path / "pool.py"
     script.write_text(POOL_SCRIPT)
-    items = ["fail", "sleep"] if how == "exception" else ["sleep", "sleep"]
     with open(tmp_path / "out.txt", "w") as out:
-        process = subprocess.Popen([sys.executable, str(script), *items], stdout=out, stderr=out)
+        process = subprocess.Popen([sys.executable, str(script), how], stdout=out, stderr=out)
     children = []
     try:
         deadline = time.monotonic() + 60
         while len(children) < 3 and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
             children = _children(process.pid)  # the resource tracker and two workers
+        assert len(children) == 3, children
         if how != "exception":
-            assert len(children) == 3, children
             time.sleep(1.0)
             process.send_signal(getattr(signal, how))
         process.wait(timeout=30)  # before: an exception waited for the running tasks (120 s)
