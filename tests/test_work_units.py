@@ -24,6 +24,7 @@ from deap import creator, tools
 
 from deap_lossgp.algorithms import Evaluation, eaAsyncSampleTournament, eaNGL, eaSampleTournament
 from deap_lossgp.checkpoint import CheckpointError, load_checkpoint
+from deap_lossgp.checks import json_dumps
 from deap_lossgp.gp.expression import evaluate_numpy, from_string, probe_batch
 from deap_lossgp.gp.primitives import make_pset
 from deap_lossgp.search.parallel import SerialFuture, SerialMap, get_map
@@ -319,7 +320,7 @@ def _without_times(record):
     """The record as JSON text (NaN compares equal), without its times."""
     record = {name: value for name, value in record.items() if name not in ("time", "timestamp")}
     record["tasks"] = {name: {k: v for k, v in task.items() if k != "time"} for name, task in record["tasks"].items()}
-    return json.dumps(record, sort_keys=True)
+    return json_dumps(record, sort_keys=True)  # as records are written: non-finite numbers as strings
 
 
 def _records(path):
