@@ -126,9 +126,11 @@ def worker_initializer(tf_threads, parent=None):
 def quiet_tensorflow():
     """Keep TensorFlow's log lines out of this process and the processes it starts.
 
-    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (C++ errors only) and imports TensorFlow
-    with its import-time notices dropped (they are written before that
-    setting applies).  Numerics are unchanged: oneDNN stays on.  Does nothing
+    Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (fatal C++ messages only: the
+    GPU-capable ``tensorflow`` package logs a ``failed call to cuInit`` error
+    on every machine without a GPU; real failures still raise in Python) and
+    imports TensorFlow with its import-time notices dropped (they are written
+    before that setting applies).  Numerics are unchanged: oneDNN stays on.  Does nothing
     when the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves, so their choice
     wins, or when TensorFlow was imported already.
 
@@ -138,7 +140,7 @@ def quiet_tensorflow():
         return False
     if "tensorflow" in sys.modules and _QUIET not in os.environ:
         return False
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     os.environ[_QUIET] = "1"
     import_tensorflow()
     return True
