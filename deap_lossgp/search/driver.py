@@ -22,6 +22,7 @@ from .. import algorithms
 from ..algorithms import default_n_parents
 from ..fitness.config import FitnessConfig
 from ..fitness.models import get_model_builder
+from .parallel import _MapBase
 from .presets import SearchConfig, get_preset
 from .rundir import RecordReplay, RunDirectory, count_completed, describe_statuses, read_records
 
@@ -202,12 +203,12 @@ def fitness_statistics():
     return stats
 
 
-class ProgressMap:
+class ProgressMap(_MapBase):
     """Wrap a map backend to advance a progress bar as units of work finish.
 
     Every unit advances the bar when it completes, in whatever order, and
-    the wrapper keeps the backend's ``submit``/``first_completed`` interface,
-    so :class:`~deap_lossgp.algorithms.Evaluation` still sends single
+    the wrapper keeps the backend's ``submit``/``first_completed`` interface
+    (and, through them, its call like :func:`map`), so :class:`~deap_lossgp.algorithms.Evaluation` still sends single
     trainings: nothing waits for a batch.
 
     :param inner: the map to wrap (from :func:`~deap_lossgp.search.parallel.get_map`).
@@ -238,19 +239,6 @@ class ProgressMap:
         if self.bar is not None:
             self.bar.update(1)
         return future
-
-    def __call__(self, function, iterable):
-        """Map ``function`` over ``iterable``, advancing the bar per item.
-
-        :param function: the function to apply.
-        :param iterable: the items.
-        :returns: the list of results, in order.
-        """
-        futures = [self.submit(function, item) for item in iterable]
-        pending = list(futures)
-        while pending:
-            pending.remove(self.first_completed(pending))
-        return [future.result() for future in futures]
 
     def close(self):
         """Close the wrapped map.
@@ -362,7 +350,7 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
     from .parallel import get_map
 
     # Everything is checked before the run directory is touched.
-    resolve_config(config)
+    settings = resolve_config(config)
     _check_seed(config["seed"])
     inner = get_map(config["backend"], workers=config["workers"])  # refuses scoop outside python -m scoop
     run = RunDirectory(run_dir)
@@ -370,11 +358,11 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
         raise ValueError(f"{run.path} is a file, not a run directory; give a directory for the run")
     run.create()
     with run.lock():
-        return _run_locked(run, config, inner, population, stream, progress, on_generation)
+        return _run_locked(run, config, settings, inner, population, stream, progress, on_generation)
 
 
-def _run_locked(run, config, inner, population, stream, progress, on_generation):
-    """:func:`run_search` in its locked run directory, with its map backend."""
+def _run_locked(run, config, settings, inner, population, stream, progress, on_generation):
+    """:func:`run_search` in its locked run directory, with its resolved settings and map backend."""
     import warnings
 
     from tqdm.auto import tqdm
@@ -384,7 +372,7 @@ def _run_locked(run, config, inner, population, stream, progress, on_generation)
     from .halloffame import KeyedHallOfFame, hall_of_fame_rows, write_hall_of_fame
     from .toolbox import make_toolbox
 
-    fitness_config, search = resolve_config(config)
+    fitness_config, search = settings
     algorithm = ALGORITHMS[config["algorithm"]]
     run.check_writable()
     if not run.config.exists():
