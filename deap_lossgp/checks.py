@@ -16,8 +16,8 @@ import json
 import math
 import warnings
 
-__all__ = ["check_int", "check_probability", "check_positive", "from_dict", "Settings", "deprecated_alias",
-           "json_safe", "json_dumps", "json_loads"]
+__all__ = ["check_int", "check_probability", "check_positive", "check_identifier", "from_dict", "Settings",
+           "deprecated_alias", "json_safe", "json_dumps", "json_loads"]
 
 
 def check_int(name, value, minimum):
@@ -60,6 +60,19 @@ def check_positive(name, value, above=0.0):
         value > above and math.isfinite(value)
     ):
         raise ValueError(f"{name} must be a finite number > {above:g}, got {value!r}")
+    return value
+
+
+def check_identifier(name, value):
+    """Require a Python identifier (a name generated code can define).
+
+    :param name: the argument's name, for the message.
+    :param value: the value to check.
+    :returns: *value*.
+    :raises ValueError: otherwise.
+    """
+    if not isinstance(value, str) or not value.isidentifier():
+        raise ValueError(f"{name} must be a Python identifier, got {value!r}")
     return value
 
 

@@ -130,9 +130,9 @@ def quiet_tensorflow():
     GPU-capable ``tensorflow`` package logs a ``failed call to cuInit`` error
     on every machine without a GPU; real failures still raise in Python) and
     imports TensorFlow with its import-time notices dropped (they are written
-    before that setting applies).  Numerics are unchanged: oneDNN stays on.  Does nothing
-    when the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves, so their choice
-    wins, or when TensorFlow was imported already.
+    before that setting applies).  Numerics are unchanged: oneDNN stays on.
+    Does nothing when the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves, so
+    their choice wins, or when TensorFlow was imported already.
 
     :returns: ``True`` if TensorFlow is quiet from now on.
     """

@@ -10,6 +10,7 @@ gradients match the Keras loss the search trained with.  None of them
 imports deap_lossgp.
 """
 
+from ..checks import check_identifier
 from . import standalone
 from .expression import program_of, to_formula, to_python_source, to_string
 
@@ -175,11 +176,6 @@ def {name}(y_true, y_pred):
 '''
 
 
-def _check_name(argument, name):
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"{argument} must be a Python identifier, got {name!r}")
-
-
 def to_torch_source(tree, class_name="EvolvedLoss"):
     """A standalone module defining the loss as a :class:`torch.nn.Module`.
 
@@ -193,7 +189,7 @@ def to_torch_source(tree, class_name="EvolvedLoss"):
     :returns: the module's source code.
     :raises ValueError: for an unreadable tree or an invalid class name.
     """
-    _check_name("class_name", class_name)
+    check_identifier("class_name", class_name)
     usage = (f"    from best_loss_torch import {class_name}\n"
              f"    criterion = {class_name}()\n"
              f"    loss = criterion(torch.softmax(logits, dim=-1), labels)\n"
@@ -217,7 +213,7 @@ def to_numpy_source(tree, function_name="evolved_loss"):
     :returns: the module's source code.
     :raises ValueError: for an unreadable tree or an invalid function name.
     """
-    _check_name("function_name", function_name)
+    check_identifier("function_name", function_name)
     usage = (f"    from best_loss_numpy import {function_name}\n"
              f"    loss = {function_name}(y_true, y_pred).mean()")
     return _module(tree, "np", floor="np.maximum(np.abs(a), TINY)", cap="np.minimum(a, EXP_LIMIT)",

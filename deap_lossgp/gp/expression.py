@@ -16,7 +16,7 @@ import math
 import numpy
 from deap import gp
 
-from ..checks import deprecated_alias
+from ..checks import check_identifier, deprecated_alias
 from . import standalone
 from .standalone import ARGUMENTS, OPERATORS, parse
 
@@ -443,8 +443,7 @@ def to_python_source(tree, class_name="EvolvedLoss", package=None):
     :returns: the module's source code.
     :raises ValueError: for an invalid class name or package.
     """
-    if not isinstance(class_name, str) or not class_name.isidentifier():
-        raise ValueError(f"class_name must be a Python identifier, got {class_name!r}")
+    check_identifier("class_name", class_name)
     text = to_string(tree)
     if package is None:
         package = export_package(text)
