@@ -46,7 +46,6 @@ DEAP: seed it (``random.seed(n)``) for a reproducible search.
 """
 
 import collections
-import functools
 import os
 import random
 import time
@@ -57,12 +56,13 @@ from deap import tools
 
 from .checks import check_int, check_probability
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .evaluation import Evaluation, _unwrap
 from .gp.operators import default_sample_size
 
 __all__ = ["eaSampleTournament", "eaNGL", "eaAsyncSampleTournament", "Evaluation", "default_n_parents", "LOG_FIELDS"]
 
 #: Logbook fields written before the statistics' fields.
-LOG_FIELDS = ["gen", "nevals", "nrejected", "ncached", "time"]
+LOG_FIELDS = ["gen", "nevals", "nrejected", "ncached", "nraced", "time"]
 
 
 def default_n_parents(population_size):
@@ -75,291 +75,9 @@ def default_n_parents(population_size):
     return max(1, default_sample_size(population_size) // 2)
 
 
-def _unwrap(function):
-    """The object behind ``toolbox.register``'s argument-free :func:`functools.partial`."""
-    while isinstance(function, functools.partial) and not function.args and not function.keywords:
-        function = function.func
-    return function
-
-
-def _run_unit(unit):
-    """Run one unit of work (the function the map applies to units)."""
-    return unit()
-
-
-class _Whole:
-    """A whole evaluation as one unit of work (no ``toolbox.split``)."""
-
-    units = [None]
-
-    @staticmethod
-    def stops(result):
-        return False
-
-    @staticmethod
-    def assemble(results):
-        return results[0]
-
-
-class _Job:
-    """One evaluation: the individuals sharing a key, and its units in flight."""
-
-    def __init__(self, key, individual, kind):
-        self.key = key
-        self.group = [individual]
-        self.kind = kind  # "evaluated", "cached" or "rejected"
-        self.fitness = None
-        self.leader = None  # the job in flight whose result this one takes
-        self.trainings = None
-        self.futures = []  # per unit: its future once submitted, else None
-        self.results = []
-        self.open = 0  # units neither collected nor cancelled
-        self.next = 0  # the first unit not submitted yet
-
-    @property
-    def done(self):
-        return self.fitness is not None
-
-
-class Evaluation:
-    """Evaluate individuals for an algorithm: the one owner of
-    de-duplication, the evaluation cache, the counts and the scheduling of
-    the work.
-
-    It lives in the process that runs the algorithm; ``toolbox.map`` sends
-    workers only the work (and ``toolbox.evaluate``), never the cache.  The
-    algorithms make one per run and save its :attr:`cache` in their
-    checkpoint.
-
-    Optional toolbox aliases it uses:
-
-    ``toolbox.key(individual)``
-        a hashable key; individuals with equal keys are evaluated once and
-        later ones take the cached fitness (e.g.
-        :meth:`~deap_lossgp.fitness.LossFitness.key`).  Without it every
-        individual is evaluated.
-    ``toolbox.screen(individual)``
-        ``None`` for an individual worth evaluating, else the fitness to
-        give it without evaluation (e.g.
-        :meth:`~deap_lossgp.fitness.LossFitness.screen`), called here
-        before anything is sent to ``toolbox.map``.
-    ``toolbox.recorded(individual)``
-        ``None``, or the fitness an earlier, interrupted session already
-        trained and recorded (e.g.
-        :meth:`~deap_lossgp.search.rundir.RecordReplay.recorded`): it counts
-        as an evaluation, without training.
-    ``toolbox.split(individual)``
-        the evaluation cut into independent units of work (e.g.
-        :meth:`~deap_lossgp.fitness.LossFitness.split`, one training per
-        task): an object with ``units`` (picklable callables without
-        arguments), ``stops(result)`` (whether a unit's result makes the
-        units after it useless) and ``assemble(results)`` (the fitness from
-        the units' results, ``None`` for a unit that did not run).
-
-    With a map of :mod:`deap_lossgp.search.parallel` (which can ``submit``
-    single items and knows its ``workers``), the units of every individual
-    (with ``toolbox.split``; else each individual as one unit) wait here in
-    submission order, and each worker that frees up gets the next one: the
-    next task of the tree it just trained (its compiled model is still
-    there), else the first task of a tree not started, else the oldest unit
-    waiting.  A generation of N trees of T tasks thus offers N x T units,
-    and W workers stay busy until fewer than W units are left.  Results are
-    taken as they complete, in any order; when a unit's result ``stops`` its
-    individual, that individual's later units are dropped (running ones
-    finish, their work is wasted).  Each fitness is assembled here, and does
-    not depend on the completion order.  With any other map (DEAP's default
-    :func:`map`, or ``futures.map`` of your own) the individuals go to
-    ``toolbox.map(toolbox.evaluate, individuals)`` as a whole, as in DEAP.
-    The fitness is the same either way.
-
-    :param toolbox: A :class:`~deap.base.Toolbox` with ``evaluate`` and ``map``.
-    :param cache: ``key -> fitness`` to start from (e.g. a checkpoint's).
-
-    .. attribute:: cache
-
-       ``key -> fitness`` of every individual evaluated or screened out.
-    """
-
-    def __init__(self, toolbox, cache=None):
-        self.toolbox = toolbox
-        self.cache = {} if cache is None else dict(cache)
-        self._key = getattr(toolbox, "key", None)
-        self._screen = getattr(toolbox, "screen", None)
-        self._recorded = getattr(toolbox, "recorded", None)
-        mapper = _unwrap(getattr(toolbox, "map", map))
-        split = getattr(toolbox, "split", None)
-        self._mapper = mapper if callable(getattr(mapper, "submit", None)) else None
-        self._split = split
-        self._flight = {}  # key -> job whose units are in flight
-        self._units = []  # (future, job, index) of the units submitted to the map, in submission order
-        self._queue = []  # jobs with units not submitted yet, in submission order
-        self._slots = max(1, getattr(mapper, "workers", 1) or 1)
-
-    def __call__(self, individuals, refresh=False):
-        """Set the fitness of *individuals* (valid or not) in place.
-
-        :param individuals: The individuals to evaluate.
-        :param refresh: Evaluate again even what the cache holds, replacing
-                        the cached values (for a noisy fitness).
-        :returns: ``(nevals, ncached, nrejected)``: evaluations run,
-                  evaluations saved by the cache and individuals the screen
-                  rejected.
-        """
-        seen = set() if refresh else None
-        jobs = [self.submit(individual, refreshed=seen) for individual in individuals]
-        waiting = [job for job in jobs if job.kind == "evaluated" and not job.trainings and not job.done]
-        if waiting:
-            fitnesses = self.toolbox.map(self.toolbox.evaluate, [job.group[0] for job in waiting])
-            for job, fitness in zip(waiting, fitnesses):
-                self._resolve(job, fitness)
-        for job in jobs:
-            self.wait(job)
-        return self.counts(jobs)
-
-    @staticmethod
-    def counts(jobs):
-        """Count what evaluating some individuals cost.
-
-        :param jobs: Jobs from :meth:`submit`.
-        :returns: ``(nevals, ncached, nrejected)``.
-        """
-        kinds = [job.kind for job in jobs]
-        return kinds.count("evaluated"), kinds.count("cached"), kinds.count("rejected")
-
-    def submit(self, individual, refreshed=None):
-        """Start evaluating *individual*; :meth:`wait` sets its fitness.
-
-        A cached key, or a key already in flight, costs nothing; the screen
-        runs now; with a map that can submit, the units of a new evaluation
-        join the queue of units, which start on the workers from the next
-        :meth:`wait` on (with another map, :meth:`wait` or :meth:`__call__`
-        evaluates it).
-
-        :param individual: The individual.
-        :param refreshed: ``None``, or the set of keys evaluated afresh so
-                          far in this batch (the cache is bypassed for the
-                          others).
-        :returns: A job to pass to :meth:`wait` and :meth:`counts`.
-        """
-        key = self._key(individual) if self._key else object()
-        cached = key in self.cache and (refreshed is None or key in refreshed)
-        if cached or key in self._flight:
-            job = _Job(key, individual, "cached")
-            if cached:
-                self._resolve(job, self.cache[key], store=False)
-            else:
-                job.leader = self._flight[key]
-                job.leader.group.append(individual)
-            return job
-        if refreshed is not None:
-            refreshed.add(key)
-        verdict = self._screen(individual) if self._screen else None
-        if verdict is not None:
-            job = _Job(key, individual, "rejected")
-            self._resolve(job, verdict)
-            return job
-        job = _Job(key, individual, "evaluated")
-        recorded = self._recorded(individual) if self._recorded else None
-        if recorded is not None:  # trained before an interruption: its record answers (a resume)
-            self._resolve(job, recorded)
-            return job
-        self._flight[key] = job
-        if self._mapper is not None:
-            job.trainings = self._split(individual) if self._split else _Whole()
-            job.open = len(job.trainings.units)
-            job.results = [None] * job.open
-            job.futures = [None] * job.open
-            if job.open:
-                self._queue.append(job)
-            else:
-                self._resolve(job, job.trainings.assemble([]))
-        return job
-
-    def wait(self, job):
-        """Wait until *job*'s fitness is known and set it on its individuals.
-
-        :param job: A job from :meth:`submit`.
-        :returns: The fitness.
-        """
-        if job.leader is not None:
-            return self.wait(job.leader)
-        if not job.done and job.trainings is None:
-            # A plain map evaluates the individual as a whole.
-            self._resolve(job, list(self.toolbox.map(self.toolbox.evaluate, [job.group[0]]))[0])
-        # Units start here rather than at submission, so that every tree
-        # submitted so far can start on a worker of its own.
-        self._fill(None)
-        while not job.done:
-            self._collect_one()
-        return job.fitness
-
-    def _fill(self, freed):
-        """Submit units while the map has idle workers.
-
-        The map gets no more units than it has workers, so this process
-        picks the unit each freed worker runs next: the next task of the
-        tree it just trained (*freed*, whose compiled model the worker
-        kept), else the first task of a tree not started yet, else the
-        oldest unit waiting.
-        """
-        while self._queue and len(self._units) < self._slots:
-            if freed is not None and freed in self._queue and freed.next > 0:
-                job = freed
-            else:
-                job = next((job for job in self._queue if job.next == 0), self._queue[0])
-            freed = None
-            index = job.next
-            job.next += 1
-            if job.next == len(job.futures):
-                self._queue.remove(job)
-            if isinstance(job.trainings, _Whole):
-                # The individual itself goes to the map, which makes it portable.
-                call = (self.toolbox.evaluate, job.group[0])
-            else:
-                call = (_run_unit, job.trainings.units[index])
-            job.futures[index] = self._mapper.submit(*call)
-            self._units.append((job.futures[index], job, index))
-
-    def _collect_one(self):
-        future = self._mapper.first_completed([entry[0] for entry in self._units])
-        position = next(n for n, entry in enumerate(self._units) if entry[0] is future)
-        _, job, index = self._units.pop(position)
-        job.open -= 1
-        result = future.result()
-        job.results[index] = result
-        if job.trainings.stops(result):
-            self._cancel_after(job, index)
-        if job.open == 0:
-            self._resolve(job, job.trainings.assemble(job.results))
-        self._fill(job)
-
-    def _cancel_after(self, job, index):
-        # The units after a failed one do not count: drop those not started.
-        for later in range(index + 1, len(job.futures)):
-            future = job.futures[later]
-            if future is None:
-                if later >= job.next:  # never submitted, not dropped before
-                    job.open -= 1
-            elif not future.cancelled() and future.cancel():
-                job.open -= 1
-                self._units = [entry for entry in self._units if entry[0] is not future]
-        if job in self._queue:
-            self._queue.remove(job)
-        job.next = len(job.futures)
-
-    def _resolve(self, job, fitness, store=True):
-        fitness = tuple(fitness)
-        if store and self._key:
-            self.cache[job.key] = fitness
-        if self._flight.get(job.key) is job:
-            del self._flight[job.key]
-        job.fitness = fitness
-        for individual in job.group:
-            individual.fitness.values = fitness
-
-
 def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=0.3, mutpb_point=0.1,
-                       stats=None, halloffame=None, verbose=__debug__, checkpoint=None):
+                       stats=None, halloffame=None, verbose=__debug__, checkpoint=None, rebreed=0, race_top=0,
+                       race_seeds=1, on_generation=None):
     """The thesis's efficiency-oriented GP (Algorithm 1): each generation only
     the best of a random sample of the population reproduce.
 
@@ -383,10 +101,26 @@ def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=
                        algorithm starts, the run resumes from it (a pickle:
                        only resume from files you trust; see
                        :mod:`deap_lossgp.checkpoint`).
+    :param rebreed: How many times a child may be bred again, by the same
+                    step with new random draws, when the screen rejects it
+                    or the cache already knows it (our extension; ``0``, the
+                    thesis's Algorithm 1, keeps every child as bred).  Each
+                    attempt is counted (``nrejected``, ``ncached``).
+    :param race_top: Racing (our extension): after the children are
+                     evaluated, the *race_top* best of population and
+                     children get more training seeds until each rests on
+                     *race_seeds* (see :meth:`Evaluation.race`); counted in
+                     the logbook's ``nraced``.  ``0`` for no racing.
+    :param race_seeds: The most training seeds (replicates) a candidate
+                       gets; ``1`` for no racing (the thesis).
+    :param on_generation: Called as ``on_generation(population, logbook,
+                          halloffame)`` after each generation's checkpoint
+                          is written (on resume, first after the
+                          checkpoint's last generation).
     :returns: The final population
     :returns: A :class:`~deap.tools.Logbook` with the statistics of the
               evolution
-    :raises ValueError: on bad parameters.
+    :raises ValueError: on bad parameters or a missing toolbox alias.
     :raises ~deap_lossgp.checkpoint.CheckpointError: if *checkpoint* exists but
               is corrupt or was written by another algorithm or parameter set
               (the file is left untouched).
@@ -433,23 +167,37 @@ def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=
     provides ``clone`` and ``map``); ``toolbox.key`` and ``toolbox.screen``
     are used when present (see :class:`Evaluation`).
     """
+    _check_aliases(toolbox, _SAMPLE_TOURNAMENT_ALIASES)
     size = _check_common(population, ngen, mutpb_subtree, mutpb_point)
     n_parents = _check_n_parents(n_parents, size)
+    check_int("rebreed", rebreed, 0)
+    check_int("race_top", race_top, 0)
+    check_int("race_seeds", race_seeds, 1)
     params = {"population_size": size, "n_parents": n_parents,
               "mutpb_subtree": mutpb_subtree, "mutpb_point": mutpb_point}
-    run = _Run("eaSampleTournament", params, population, toolbox, stats, halloffame, verbose, checkpoint, None)
+    if rebreed or race_seeds > 1:  # absent for the thesis's settings, so older checkpoints still resume
+        params.update(rebreed=rebreed, race_top=race_top, race_seeds=race_seeds)
+    run = _Run("eaSampleTournament", params, population, toolbox, stats, halloffame, verbose, checkpoint, None,
+               on_generation)
 
+    run.racing = (race_top, race_seeds)
     for gen in range(run.start(), ngen + 1):
         started = time.perf_counter()
         parents = toolbox.select(population, n_parents)
-        offspring = []
+        offspring, jobs = [], []
         for parent in parents:
-            (child,) = toolbox.mate(toolbox.clone(parent), parents)
-            offspring.append(_mutate(child, toolbox, mutpb_subtree, mutpb_point))
+            for attempt in range(rebreed + 1):
+                (child,) = toolbox.mate(toolbox.clone(parent), parents)
+                child = _mutate(child, toolbox, mutpb_subtree, mutpb_point)
+                jobs.append(run.evaluate.submit(child))
+                if jobs[-1].kind == "evaluated":
+                    break
+            offspring.append(child)
 
-        counts = run.evaluate(offspring)
+        counts = run.evaluate.finish(jobs)
         if halloffame is not None:
             halloffame.update(offspring)
+        run.race(population + offspring)
         population[:] = tools.selBest(population + offspring, size)
         run.finish_generation(gen, counts, started)
 
@@ -457,7 +205,7 @@ def eaSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=
 
 
 def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_point=0.1, reevaluate=False,
-          archive=None, stats=None, halloffame=None, verbose=__debug__, checkpoint=None):
+          archive=None, stats=None, halloffame=None, verbose=__debug__, checkpoint=None, on_generation=None):
     """The GP algorithm of the "Next Generation Loss" paper, as the thesis
     describes it (its baseline): the whole population reproduces every
     generation, and eliminated individuals go to an archive that supplies
@@ -547,13 +295,14 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
     aliases to be registered in the toolbox; ``toolbox.key`` and
     ``toolbox.screen`` are used when present.
     """
+    _check_aliases(toolbox, _NGL_ALIASES)
     size = _check_common(population, ngen, mutpb_subtree, mutpb_point)
     check_probability("cxpb_archive", cxpb_archive)
     if archive is None:
         archive = []
     params = {"population_size": size, "cxpb_archive": cxpb_archive, "mutpb_subtree": mutpb_subtree,
               "mutpb_point": mutpb_point, "reevaluate": bool(reevaluate)}
-    run = _Run("eaNGL", params, population, toolbox, stats, halloffame, verbose, checkpoint, archive)
+    run = _Run("eaNGL", params, population, toolbox, stats, halloffame, verbose, checkpoint, archive, on_generation)
 
     for gen in range(run.start(), ngen + 1):
         started = time.perf_counter()
@@ -580,7 +329,8 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
 
 
 def eaAsyncSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_subtree=0.3, mutpb_point=0.1,
-                            inflight=None, stats=None, halloffame=None, verbose=__debug__, checkpoint=None):
+                            inflight=None, stats=None, halloffame=None, verbose=__debug__, checkpoint=None,
+                            on_generation=None):
     """An asynchronous, steady-state variant of :func:`eaSampleTournament`
     for many workers: a child is bred and sent as soon as there is room,
     instead of waiting for a whole generation.
@@ -658,6 +408,7 @@ def eaAsyncSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_sub
     ``toolbox.mutate_subtree`` and ``toolbox.mutate_point`` with their
     probabilities.  The population keeps the P best, as in Algorithm 1.
     """
+    _check_aliases(toolbox, _SAMPLE_TOURNAMENT_ALIASES)
     size = _check_common(population, ngen, mutpb_subtree, mutpb_point)
     n_parents = _check_n_parents(n_parents, size)
     if inflight is None:
@@ -665,7 +416,8 @@ def eaAsyncSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_sub
     check_int("inflight", inflight, 1)
     params = {"population_size": size, "n_parents": n_parents, "mutpb_subtree": mutpb_subtree,
               "mutpb_point": mutpb_point, "inflight": inflight}
-    run = _Run("eaAsyncSampleTournament", params, population, toolbox, stats, halloffame, verbose, checkpoint, None)
+    run = _Run("eaAsyncSampleTournament", params, population, toolbox, stats, halloffame, verbose, checkpoint, None,
+               on_generation)
 
     gen = run.start()
     pending = collections.deque((child, run.evaluate.submit(child)) for child in run.pending)
@@ -718,6 +470,26 @@ def _check_n_parents(n_parents, size):
     return n_parents
 
 
+# Each alias an algorithm calls, with the registration that provides it (a DEAP script may lack one).
+_REGISTRATIONS = {
+    "select": 'toolbox.register("select", selSampleTournament)',
+    "mate": 'toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.5)',
+    "mate_archive": 'toolbox.register("mate_archive", cxNewRandomParent, new_parent=toolbox.individual, pb=1.0)',
+    "mutate_subtree": 'toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)',
+    "mutate_point": 'toolbox.register("mutate_point", mutOnePoint, pset=pset)',
+    "evaluate": 'toolbox.register("evaluate", LossFitness(preset="quick"))',
+}
+_SAMPLE_TOURNAMENT_ALIASES = ("select", "mate", "mutate_subtree", "mutate_point", "evaluate")
+_NGL_ALIASES = ("mate_archive", "mutate_subtree", "mutate_point", "evaluate")
+
+
+def _check_aliases(toolbox, names):
+    for name in names:
+        if not callable(getattr(toolbox, name, None)):
+            raise ValueError(f"the toolbox has no {name!r} alias, which this algorithm calls; "
+                             f"register it first: {_REGISTRATIONS[name]}")
+
+
 def _check_common(population, ngen, mutpb_subtree, mutpb_point):
     if len(population) == 0:
         raise ValueError("the population is empty; create it with toolbox.population(n=...)")
@@ -736,7 +508,8 @@ class _Run:
     """Logbook, statistics, hall of fame and checkpoint bookkeeping shared by
     the algorithms."""
 
-    def __init__(self, algorithm, params, population, toolbox, stats, halloffame, verbose, checkpoint, archive):
+    def __init__(self, algorithm, params, population, toolbox, stats, halloffame, verbose, checkpoint, archive,
+                 on_generation=None):
         self.algorithm = algorithm
         self.params = dict(params, halloffame_size=None if halloffame is None else halloffame.maxsize)
         self.population = population
@@ -746,6 +519,9 @@ class _Run:
         self.verbose = verbose
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         self.archive = archive
+        self.on_generation = on_generation
+        self.raced = 0  # replicate evaluations of the generation so far
+        self.racing = (0, 1)  # (top, seeds) of Evaluation.race; (0, 1) for no racing
         # Children bred but not yet in the population (the asynchronous variant's).
         self.pending = []
         self.evaluate = Evaluation(toolbox)
@@ -765,12 +541,15 @@ class _Run:
                 # Show the whole history, header included, on resume.
                 self.logbook.buffindex = 0
                 print(self.logbook.stream)
+            if self.on_generation is not None:
+                self.on_generation(self.population, self.logbook, self.halloffame)
             return generation
         started = time.perf_counter()
         invalid = [ind for ind in self.population if not ind.fitness.valid]
         counts = self.evaluate(invalid)
         if self.halloffame is not None:
             self.halloffame.update(self.population)
+        self.race(self.population)
         self.finish_generation(0, counts, started)
         return 1
 
@@ -779,12 +558,32 @@ class _Run:
         in the logbook and save the checkpoint."""
         record = self.stats.compile(self.population) if self.stats else {}
         nevals, ncached, nrejected = counts
-        self.logbook.record(gen=gen, nevals=nevals, nrejected=nrejected, ncached=ncached,
+        self.logbook.record(gen=gen, nevals=nevals, nrejected=nrejected, ncached=ncached, nraced=self.raced,
                             time=time.perf_counter() - started, **record)
+        self.raced = 0
         if self.verbose:
             print(self.logbook.stream)
         if self.checkpoint is not None:
             save_checkpoint(self.checkpoint, self._state(gen + 1))
+        if self.on_generation is not None:
+            self.on_generation(self.population, self.logbook, self.halloffame)
+
+    def race(self, pool):
+        """Race the candidates of *pool* under :attr:`racing` (see
+        :meth:`Evaluation.race`) and give the hall of fame the new estimates."""
+        top, seeds = self.racing
+        if seeds <= 1 or top < 1:
+            return
+        self.raced += self.evaluate.race(pool, top, seeds)
+        if self.halloffame is not None:
+            # Its members are clones: take their keys' new values, then rank them again.
+            members = list(self.halloffame)
+            for member in members:
+                key = self.evaluate.key(member)
+                if key in self.evaluate.cache:
+                    member.fitness.values = self.evaluate.cache[key]
+            self.halloffame.clear()
+            self.halloffame.update(members + list(pool))
 
     def _state(self, generation):
         return {
@@ -800,6 +599,7 @@ class _Run:
             "random_state": random.getstate(),
             "numpy_random_state": numpy.random.get_state(),
             "cache": dict(self.evaluate.cache),
+            "replicates": dict(self.evaluate.replicates),
         }
 
     def _resume(self):
@@ -828,4 +628,5 @@ class _Run:
         random.setstate(state["random_state"])
         numpy.random.set_state(state["numpy_random_state"])
         self.evaluate.cache.update(state["cache"] or {})
+        self.evaluate.replicates.update(state.get("replicates") or {})
         return state["generation"]

@@ -1,212 +1,252 @@
-"""Rerun the thesis's comparison with the NGL algorithm (its Algorithm 2).
+"""The benchmark: runs of three arms compared per seed, on held-out data.
 
-For every seed: load (or train) the cross-entropy baselines, initialise one
-population, copy it, run :func:`~deap_lossgp.algorithms.eaNGL` on the copy
-and :func:`~deap_lossgp.algorithms.eaSampleTournament` on the original with
-the same settings, each timed from after the copy.  Both run through the one
-search driver (:func:`~deap_lossgp.search.driver.run_search`), each in a run
-directory and with an evaluation cache of its own, so neither profits from
-the other's.
-Then the best loss each algorithm found, with cross-entropy, NGL, focal and
-Baikal losses, is retrained with several seeds and measured on the held-out
-test split, which the search never saw.
+For every seed, three searches run from the same settings (preset,
+generations, population) through the one driver
+(:func:`~deap_lossgp.search.driver.run_search`), each in a run directory
+and with an evaluation cache of its own:
 
-Everything is written to an output directory: ``seed-<n>/`` per seed (run
-directories of both algorithms and a ``result.json``; a finished seed is not
-run again, so a killed benchmark resumes), ``heldout.json``, ``report.md`` and
-PNG plots.
+``thesis``
+    Algorithm 1 as the thesis writes it (:func:`~deap_lossgp.algorithms.eaSampleTournament`
+    with the thesis's validity rule and Algorithm 3's averaging, one seed
+    per candidate, no re-breeding, no racing, no confirmation).
+``ngl``
+    The NGL algorithm as the thesis describes it (:func:`~deap_lossgp.algorithms.eaNGL`),
+    with the same rules; it starts from a copy of the thesis arm's initial
+    population (the thesis's Algorithm 2; timing starts after the copy).
+``ours``
+    Algorithm 1 with our additions: the screened validity rule, re-breeding,
+    racing over paired seeds, the mean improvement over all tasks, and the
+    confirmation at the end (the preset's own ``ours`` settings).
+
+Then every arm's final best (for ``ours`` the confirmed best; for the others
+the search's best) is trained again under the same fresh seeds
+(:func:`~deap_lossgp.search.confirm.confirm`, replicates the searches never
+used) and measured on the test split, paired by seed with cross-entropy and
+with the other arms.  The same trainings of each run's top 5 measure the
+winner's curse: in-search fitness against fresh-seed fitness.  And NGL's
+best at the moment ours ends (its last generation that ended within ours'
+wall time, confirmation included) is measured the same way: the comparison
+at equal wall time.
+
+Everything is written to an output directory: ``seed-<n>/`` per seed (the
+three run directories and ``result.json``; a finished seed is not run again,
+so a killed benchmark resumes at the seed it was in, whose runs resume from
+their checkpoints), ``report.md`` and a plot.
 """
 
 import copy
-import math
 import pathlib
-import statistics
 
 from ..checks import json_dumps, json_loads
-from .report import NGL, OURS, write_report
+from .report import ARMS, write_report
 
-__all__ = ["run_benchmark", "run_seed", "heldout_table"]
+__all__ = ["ARM_SETTINGS", "CURSE_TOP", "run_benchmark", "run_seed", "arm_configs"]
 
-#: Reference losses retrained beside the found ones.
-HELDOUT_REFERENCES = ("ce", "ngl", "focal", "baikal")
+#: The fields each arm sets on top of the preset (``ours``: the preset's own ``ours`` mode).
+ARM_SETTINGS = {
+    "thesis": {"validity": "thesis", "averaging": "thesis", "rebreed": 0, "race_top": 0, "race_seeds": 1,
+               "confirm_top": 0},
+    "ngl": {"validity": "thesis", "averaging": "thesis", "rebreed": 0, "race_top": 0, "race_seeds": 1,
+            "confirm_top": 0},
+    "ours": {},
+}
+_ALGORITHMS = {"thesis": "sample-tournament", "ngl": "ngl", "ours": "sample-tournament"}
+#: How many of a run's best the winner's curse is measured on.
+CURSE_TOP = 5
 
 
-def _run_algorithm(name, population, seed, config, seed_dir):
+def arm_configs(seed, preset="quick", backend="process", workers=None, confirm_seeds=5, **overrides):
+    """The three arms' search configurations of one seed.
+
+    :param seed: the search seed.
+    :param preset: the preset name.
+    :param backend: the map backend.
+    :param workers: worker processes.
+    :param confirm_seeds: fresh seeds of the held-out measurement (and of ours' confirmation).
+    :param overrides: preset fields for all arms (generations, population, epochs...).
+    :returns: ``{arm: config}``.
+    """
+    from ..search.driver import make_config
+
+    return {arm: make_config(preset, algorithm=_ALGORITHMS[arm], search_seed=seed, backend=backend,
+                             workers=workers, **{**overrides, "confirm_seeds": confirm_seeds, **ARM_SETTINGS[arm]})
+            for arm in ARMS}
+
+
+def _run(run_dir, config, population, stream):
+    """One arm's search; its summary and what the held-out measurement needs."""
     from ..search.driver import NothingTrainedError, run_search
     from ..search.rundir import RunDirectory, logbook_rows, read_records
 
-    run_dir = seed_dir / name
     try:
-        # Each algorithm draws from a stream of its own, so a resumed or reordered run is unchanged.
-        _, logbook, halloffame, best = run_search(run_dir, config, population=population, stream=name,
+        _, logbook, halloffame, best = run_search(run_dir, config, population=population, stream=stream,
                                                   progress=False)
-        elapsed = best["elapsed_seconds"]
+        elapsed, confirm_seconds = best["elapsed_seconds"], best["confirm_seconds"]
     except NothingTrainedError as error:
-        logbook, halloffame, best, elapsed = error.logbook, error.halloffame, None, error.elapsed_seconds
+        logbook, halloffame, best = error.logbook, error.halloffame, None
+        elapsed, confirm_seconds = error.elapsed_seconds, 0.0
     rows = logbook_rows(logbook)
-    best_fitness = tuple(halloffame[0].fitness.values)
-    reached = next((row["gen"] for row in rows if tuple(row["best_max"]) >= best_fitness), rows[-1]["gen"])
     records = read_records(RunDirectory(run_dir).records)
+    trained = [record for record in records if record.get("tasks")]
     return {
-        "wall_time": elapsed,
-        "logbook_time": sum(row["time"] for row in rows),
+        # The generations' own times: a run resumed after a kill still counts each generation once.
+        "wall_time": sum(row["time"] for row in rows),
+        "session_time": elapsed,
+        "confirm_time": confirm_seconds,
         "nevals": sum(row["nevals"] for row in rows),
+        "nraced": sum(row.get("nraced", 0) for row in rows),
         "nrejected": sum(row["nrejected"] for row in rows),
         "ncached": sum(row["ncached"] for row in rows),
-        "ncompleted": sum(record["status"] == "ok" for record in records),
-        "best_fitness": list(best_fitness),
-        "generation_reached": reached,
-        "best_expression": best["expression"] if best else str(halloffame[0]),
-        "best_formula": best["formula"] if best else None,
-        "curve": [
-            {"gen": row["gen"], "nevals": row["nevals"], "nrejected": row["nrejected"], "ncached": row["ncached"],
-             "time": row["time"], "best": row["best_max"],
-             "wins_max": row["wins_max"], "improvement_max": row["improvement_max"]}
-            for row in rows
-        ],
-    }
+        "trainings": sum(len(record["tasks"]) for record in trained),
+        "evaluations_after_0": [row["nevals"] for row in rows[1:]],
+        "best_fitness": list(halloffame[0].fitness.values),
+        "verdict": best["verdict"] if best else "nothing trained",
+        "final": best["expression"] if best else None,
+        "top": [{"expression": str(member), "fitness": list(member.fitness.values)}
+                for member in list(halloffame)[:CURSE_TOP]],
+        "curve": [{"gen": row["gen"], "nevals": row["nevals"], "time": row["time"], "best": row["best_max"]}
+                  for row in rows],
+    }, halloffame
 
 
-def run_seed(seed, output, preset="quick", workers=None, backend="process", **overrides):
-    """Run Algorithm 2 of the thesis for one seed (or load its finished result).
+def _best_at(run_dir, curve, seconds):
+    """NGL's best (expression, fitness, generation) after its last generation that ended within *seconds*."""
+    from ..search.rundir import RunDirectory, read_records
 
-    :param seed: the seed of the initial population and of both searches.
+    elapsed, generation = 0.0, 0
+    for row in curve:
+        if elapsed + row["time"] > seconds:
+            break
+        elapsed += row["time"]
+        generation = row["gen"]
+    # Records are written in evaluation order; a generation wrote nevals + nrejected of them.
+    count = sum(row["nevals"] + row.get("nrejected", 0) for row in curve if row["gen"] <= generation)
+    records = [record for record in read_records(RunDirectory(run_dir).records)[:count]
+               if isinstance(record.get("fitness"), list)]
+    best = max(records, key=lambda record: tuple(float(value) for value in record["fitness"]))
+    return best["expression"], best["fitness"], generation
+
+
+def _measure(trees, config, seeds, mapper, path):
+    """Fresh-seed fitness and held-out test accuracy of *trees* (see :func:`confirm`)."""
+    from ..search.confirm import confirm
+    from ..search.driver import resolve_config
+
+    fitness_config = resolve_config(config)[0]
+    result = confirm(trees, fitness_config, seeds, mapper=mapper, records_path=str(path))
+    return {summary["expression"]: summary for summary in result["candidates"]}
+
+
+def _trees(expressions, fitnesses=None):
+    from ..gp.expression import from_string
+    from ..gp.primitives import make_pset
+    from ..search.toolbox import LossIndividual
+
+    pset = make_pset()
+    trees = []
+    for index, expression in enumerate(expressions):
+        tree = LossIndividual(from_string(expression, pset))
+        if fitnesses is not None:
+            tree.fitness.values = tuple(float(value) for value in fitnesses[index])
+        trees.append(tree)
+    return trees
+
+
+def _heldout(summary):
+    """Per task, the mean test accuracy over the fresh seeds and its per-seed values."""
+    return {name: {"values": task["test_accuracy"], "ce": task["ce_test_accuracy"]}
+            for name, task in summary["tasks"].items()}
+
+
+def run_seed(seed, output, preset="quick", workers=None, backend="process", confirm_seeds=5, **overrides):
+    """Run the three arms for one seed and measure them (or load the finished result).
+
+    :param seed: the search seed of every arm.
     :param output: the benchmark's output directory.
     :param preset: preset name.
     :param workers: worker processes.
     :param backend: map backend.
+    :param confirm_seeds: fresh training seeds of the held-out measurement.
     :param overrides: preset fields to override (population, generations, epochs...).
     :returns: the seed's result dict (also in ``seed-<n>/result.json``).
     """
     from ..fitness import LossFitness
-    from ..search.driver import initial_population, make_config, resolve_config
+    from ..search.driver import initial_population, resolve_config
+    from ..search.parallel import get_map
 
     seed_dir = pathlib.Path(output) / f"seed-{seed}"
     result_path = seed_dir / "result.json"
     if result_path.exists():
         return json_loads(result_path.read_text())
     seed_dir.mkdir(parents=True, exist_ok=True)
-    configs = {name: make_config(preset, algorithm=name, seed=seed, backend=backend, workers=workers, **overrides)
-               for name in (NGL, OURS)}
-    fitness_config, search = resolve_config(configs[OURS])
-    fitness = LossFitness(preset=fitness_config)
-    fitness.prepare()  # step 1: CE baselines, trained once and stored
-    population = initial_population(configs[OURS], fitness)
-    baseline_copy = copy.deepcopy(population)  # step 3; timing starts after the copy
-    result = {
-        "seed": seed,
-        "population": search.population,
-        "generations": search.generations,
-        "validity": fitness_config.validity,
-        NGL: _run_algorithm(NGL, baseline_copy, seed, configs[NGL], seed_dir),
-        OURS: _run_algorithm(OURS, population, seed, configs[OURS], seed_dir),
-    }
+    configs = arm_configs(seed, preset, backend, workers, confirm_seeds, **overrides)
+    fitness = LossFitness(preset=resolve_config(configs["thesis"])[0])
+    fitness.prepare()  # cross-entropy baselines, trained once and stored
+    population = initial_population(configs["thesis"], fitness)
+    ngl_population = copy.deepcopy(population)  # the thesis's Algorithm 2; timing starts after the copy
+    result = {"seed": seed, "confirm_seeds": confirm_seeds, "arms": {}}
+    halloffames = {}
+    for arm, start in (("ngl", ngl_population), ("thesis", population), ("ours", None)):
+        result["arms"][arm], halloffames[arm] = _run(seed_dir / arm, configs[arm], start, arm)
+
+    with get_map(backend, workers=workers) as mapper:
+        for arm in ARMS:
+            summary = result["arms"][arm]
+            if summary["final"] is None:
+                summary["fresh"] = {}
+                continue
+            tops = [entry["expression"] for entry in summary["top"]]
+            fitnesses = [entry["fitness"] for entry in summary["top"]]
+            if summary["final"] not in tops:
+                tops, fitnesses = tops + [summary["final"]], fitnesses + [summary["best_fitness"]]
+            # Ours' run confirmed its top on these seeds already: its records answer.
+            measured = _measure(_trees(tops, fitnesses), configs[arm], confirm_seeds, mapper,
+                                seed_dir / arm / "confirmation.jsonl")
+            summary["fresh"] = {expression: {"fitness": entry["fitness"],
+                                             "search_fitness": entry["search_fitness"]}
+                                for expression, entry in measured.items()}
+            summary["heldout"] = _heldout(measured[summary["final"]])
+        ours_time = result["arms"]["ours"]["wall_time"] + result["arms"]["ours"]["confirm_time"]
+        expression, fitness_value, generation = _best_at(seed_dir / "ngl", result["arms"]["ngl"]["curve"],
+                                                         ours_time)
+        measured = _measure(_trees([expression], [fitness_value]), configs["ngl"], confirm_seeds, mapper,
+                            seed_dir / "ngl" / "confirmation.jsonl")
+        result["equal_time"] = {"seconds": ours_time, "ngl_generation": generation, "ngl_expression": expression,
+                                "heldout": _heldout(measured[expression])}
     temporary = result_path.with_suffix(".json.tmp")
     temporary.write_text(json_dumps(result, indent=2))
     temporary.replace(result_path)
     return result
 
 
-def heldout_table(expressions, preset="quick", seeds=5, **overrides):
-    """Retrain losses with several seeds and measure held-out test accuracy.
-
-    :param expressions: ``{label: expression or Keras loss name}``.
-    :param preset: preset whose tasks, model and training settings are used.
-    :param seeds: number of training seeds (0..seeds-1).
-    :param overrides: preset fields to override.
-    :returns: ``{label: {task: {"mean": m, "std": s, "values": [...]}}}``.
-    """
-    from ..gp.expression import compile_loss
-    from ..fitness.datasets import load_task
-    from ..fitness.training import train_model
-    from ..gp.losses import REFERENCE_LOSSES
-    from ..search.presets import get_preset
-
-    config = get_preset(preset, **overrides).fitness
-    table = {}
-    for label, expression in expressions.items():
-        table[label] = {}
-        for task in config.resolved_tasks():
-            data = load_task(task, seed=config.seed, validation_split=config.validation_split,
-                             data_dir=config.data_dir)
-            values = []
-            for seed in range(seeds):
-                loss = REFERENCE_LOSSES[expression] if expression in REFERENCE_LOSSES else compile_loss(expression)
-                record = train_model(loss, data, chance_after=0, evaluate_test=True,
-                                     **{**config.training_arguments(), "seed": seed})
-                values.append(record.get("test_accuracy", float("nan")))
-            finite = [v for v in values if math.isfinite(v)]
-            table[label][task.name] = {
-                "mean": statistics.fmean(finite) if finite else float("nan"),
-                "std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
-                "values": values,
-            }
-    return table
-
-
-def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="process", heldout_seeds=5,
+def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="process", confirm_seeds=5,
                   command="deap-lossgp benchmark", progress=print, **overrides):
-    """Run the comparison for several seeds, then the held-out evaluation and the report.
+    """Run the three arms for several seeds, measure them and write the report.
 
     :param output: the output directory (finished seeds in it are reused).
     :param preset: preset name (``quick``, ``paper-small``, ``paper-large``).
     :param seeds: the seeds to run.
     :param workers: worker processes.
     :param backend: map backend.
-    :param heldout_seeds: training seeds of the held-out evaluation (0 skips it).
+    :param confirm_seeds: fresh training seeds of the held-out measurement (>= 2).
     :param command: the command line shown in the report.
     :param progress: a function receiving progress messages.
     :param overrides: preset fields to override.
     :returns: the path of ``report.md``.
     """
-    import platform
-
-    import deap
-    import keras
-
-    from .. import __version__
+    from .._version import environment
 
     output = pathlib.Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    environment = {
-        "deap_lossgp": __version__, "deap": deap.__version__, "keras": keras.__version__,
-        "python": platform.python_version(), "machine": f"{platform.machine()}, {_cores()} CPU cores, {_gpus()}",
-    }
     results = []
     for seed in seeds:
-        progress(f"seed {seed}: running eaNGL then eaSampleTournament ...")
-        result = run_seed(seed, output, preset=preset, workers=workers, backend=backend, **overrides)
-        progress(f"seed {seed}: time ratio {result[OURS]['wall_time'] / result[NGL]['wall_time']:.3f}, "
-                 f"evaluations {result[OURS]['nevals']} / {result[NGL]['nevals']}")
+        progress(f"seed {seed}: running NGL, the thesis's Algorithm 1 and ours, then the held-out measurement ...")
+        result = run_seed(seed, output, preset=preset, workers=workers, backend=backend,
+                          confirm_seeds=confirm_seeds, **overrides)
+        arms = result["arms"]
+        progress(f"seed {seed}: wall time ours / NGL {arms['ours']['wall_time'] / arms['ngl']['wall_time']:.3f}, "
+                 f"thesis / NGL {arms['thesis']['wall_time'] / arms['ngl']['wall_time']:.3f}")
         results.append(result)
         # A report after every seed, so a long benchmark can be read while it runs.
-        write_report(output, results, None, command, environment)
-    heldout = None
-    if heldout_seeds:
-        progress(f"held-out evaluation with {heldout_seeds} training seeds ...")
-        best = {key: max(results, key=lambda r: tuple(r[key]["best_fitness"]))[key]["best_expression"]
-                for key in (OURS, NGL)}
-        expressions = {"best of eaSampleTournament": best[OURS], "best of eaNGL": best[NGL]}
-        expressions.update({name: name for name in HELDOUT_REFERENCES})
-        heldout_path = output / "heldout.json"
-        cached = json_loads(heldout_path.read_text()) if heldout_path.exists() else {}
-        if cached.get("expressions") == expressions and cached.get("seeds") == heldout_seeds:
-            heldout = cached["table"]
-        else:
-            heldout = heldout_table(expressions, preset=preset, seeds=heldout_seeds, **overrides)
-            heldout_path.write_text(json_dumps({"expressions": expressions, "seeds": heldout_seeds,
-                                                "table": heldout}, indent=2))
-    return write_report(output, results, heldout, command, environment)
-
-
-def _cores():
-    import os
-
-    return os.cpu_count()
-
-
-def _gpus():
-    import tensorflow as tf
-
-    count = len(tf.config.list_physical_devices("GPU"))
-    return f"{count} GPU(s)" if count else "no GPU"
+        write_report(output, results, command, environment(machine=True))
+    return output / "report.md"

@@ -7,7 +7,10 @@ with status 2, without a traceback.
 
 Exit statuses:
 
-* 0: success;
+* 0: the command finished; for a search, whether its best loss beats
+  cross-entropy is its last word (``use it:`` only when the confirmed best
+  beats cross-entropy on the held-out test split beyond seed noise, else
+  ``verdict:``), also in ``best.json``'s ``verdict``;
 * 2: an error in the arguments or the configuration;
 * 3: nothing trained: the search finished but no candidate loss completed
   training, so there is no best loss to use (``evolve``, ``resume``, and
@@ -119,7 +122,9 @@ def build_parser():
                         help="thesis Algorithm 1 (default), the NGL baseline or our asynchronous variant")
     evolve.add_argument("--population", type=int, help="population size P (preset default: 8)")
     evolve.add_argument("--generations", type=int, help="number of generations")
-    evolve.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
+    evolve.add_argument("--seed", "--search-seed", dest="search_seed", type=int, default=0,
+                        help="search seed: the initial population and every variation (default 0); the training "
+                             "seed is the fitness setting --set seed=N")
     evolve.add_argument("--backend", default="process", choices=list(BACKENDS),
                         help="how evaluations run: a local process pool (default), serially, or SCOOP "
                              "(start with python -m scoop)")
@@ -162,15 +167,17 @@ def build_parser():
     show.add_argument("run_dir", type=pathlib.Path)
 
     bench = commands.add_parser(
-        "benchmark", help="rerun the thesis's comparison with the NGL algorithm",
-        description="Rerun the thesis's comparison (its Algorithm 2) of eaSampleTournament with eaNGL, "
-                    "then retrain the best losses on the held-out test split.",
+        "benchmark", help="compare the thesis's Algorithm 1, NGL and ours, run by run",
+        description="Run the thesis's Algorithm 1, the NGL algorithm and ours (re-breeding, racing, "
+                    "confirmation) per seed, then retrain each run's best on fresh seeds and the held-out "
+                    "test split, paired by seed.",
     )
     _add_preset_arguments(bench)
     bench.add_argument("--population", type=int, help="population size P")
     bench.add_argument("--generations", type=int, help="number of generations")
     bench.add_argument("--seeds", type=int, default=1, help="repeat the comparison for seeds 0..N-1 (default 1)")
-    bench.add_argument("--heldout-seeds", type=int, default=5, help="training seeds of the held-out evaluation (0: skip)")
+    bench.add_argument("--confirm-seeds", type=int, default=5,
+                       help="fresh training seeds of the held-out measurement and of ours' confirmation (default 5)")
     bench.add_argument("--backend", default="process", choices=list(BACKENDS))
     bench.add_argument("--workers", type=int, help="worker processes (default: CPU cores)")
     bench.add_argument("--output", type=pathlib.Path, default=pathlib.Path("benchmark-results"),
@@ -192,10 +199,10 @@ def _overrides(args):
 def _cmd_evolve(args):
     from ..search.driver import make_config
 
-    config = make_config(preset=args.preset, algorithm=args.algorithm, seed=args.seed, backend=args.backend,
-                         workers=args.workers, **_overrides(args))
+    config = make_config(preset=args.preset, algorithm=args.algorithm, search_seed=args.search_seed,
+                         backend=args.backend, workers=args.workers, **_overrides(args))
     output = args.output or pathlib.Path("runs") / (
-        f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{args.preset}-{args.algorithm}-seed{args.seed}"
+        f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{args.preset}-{args.algorithm}-seed{args.search_seed}"
     )
     if output.exists() and not output.is_dir():
         raise CommandError(f"--output {output} is a file; give a new directory for the run")
@@ -303,9 +310,40 @@ def _finish(best, output):
 
     print(f"best loss: {best['expression']}")
     print(f"formula:   {best['formula']}")
-    print(f"fitness:   {format_fitness(best['fitness'])}")
-    print(f"use it:    from best_loss import EvolvedLoss  (file: {pathlib.Path(output) / 'best_loss.py'})")
+    print(f"fitness:   {format_fitness(best['fitness'])} (in the search)")
+    confirmed = best.get("confirmed")
+    if confirmed:
+        seeds = confirmed["test_difference"]["n"]
+        print(f"confirmed: on {seeds} fresh seeds, held-out test accuracy minus cross-entropy's "
+              f"(mean [95 % interval], paired by seed):")
+        for name, task in confirmed["tasks"].items():
+            print(f"  {name:<18} {_interval(task['difference'])}")
+        print(f"  {'mean of tasks':<18} {_interval(confirmed['test_difference'])}")
+    print(_VERDICT_LINES[best.get("verdict", "unconfirmed")].format(file=pathlib.Path(output) / "best_loss.py",
+                                                                     expression=best["expression"]))
     print(f"more:      deap-lossgp show {output}  (top losses: {pathlib.Path(output) / 'hall_of_fame.csv'})")
+
+
+# The last word of a search: "use it" only when the confirmed best beats cross-entropy beyond seed noise.
+_VERDICT_LINES = {
+    "better": "use it:    from best_loss import EvolvedLoss  (file: {file}); it beats cross-entropy on the "
+              "held-out test split beyond seed noise",
+    "indistinguishable": "verdict:   no loss beat cross-entropy beyond seed noise; keep cross-entropy, or try "
+                         "more generations, a larger population or more confirm_seeds (best_loss.py is "
+                         "written all the same: {file})",
+    "worse": "verdict:   the best loss is worse than cross-entropy on the held-out test split; keep "
+             "cross-entropy, or try more generations or a larger population",
+    "unconfirmed": "verdict:   not confirmed (confirm_top=0 or a failed confirmation); check it before use: "
+                   "deap-lossgp evaluate '{expression}' --repeats 5",
+}
+
+
+def _interval(summary):
+    if summary["mean"] is None:
+        return "did not train on every seed"
+    if summary["low"] is None:
+        return f"{summary['mean']:+.4f}"
+    return f"{summary['mean']:+.4f} [{summary['low']:+.4f}, {summary['high']:+.4f}]"
 
 
 def _untrained_statuses(run):
@@ -444,8 +482,8 @@ def _cmd_show(args):
     config = run.read_config()
     done, generations = _generations_done(run), resolve_config(config)[1].generations
     print(f"run:       {args.run_dir}")
-    print(f"preset:    {config['preset']}  algorithm: {config['algorithm']}  seed: {config['seed']}  "
-          f"backend: {config['backend']}")
+    print(f"preset:    {config['preset']}  algorithm: {config['algorithm']}  "
+          f"search seed: {config.get('search_seed', config.get('seed'))}  backend: {config['backend']}")
     state = "finished" if done > generations else "running or interrupted ('deap-lossgp resume' continues it)"
     print(f"progress:  {done} of {generations + 1} generations (generation 0 included): {state}")
     if run.checkpoint.exists():
@@ -463,9 +501,7 @@ def _cmd_show(args):
         print(_hall_of_fame_table(rows))
     if run.best.exists():
         best = run.read_best(required=("expression", "formula", "fitness"))
-        print(f"best:      {best['expression']}")
-        print(f"formula:   {best['formula']}")
-        print(f"fitness:   {format_fitness(best['fitness'])}")
+        _finish(best, args.run_dir)
     elif (statuses := _untrained_statuses(run)) is not None:
         print(f"best:      none: no candidate completed training ({describe_statuses(statuses)})")
     elif rows:
@@ -510,8 +546,10 @@ def _cmd_benchmark(args):
     if args.seeds < 1:
         raise CommandError(f"--seeds must be at least 1, got {args.seeds}")
     command = "deap-lossgp " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["benchmark"] else "deap-lossgp benchmark"
+    if args.confirm_seeds < 2:
+        raise CommandError(f"--confirm-seeds must be at least 2 (an interval needs two seeds), got {args.confirm_seeds}")
     report = run_benchmark(args.output, preset=args.preset, seeds=range(args.seeds), workers=args.workers,
-                           backend=args.backend, heldout_seeds=args.heldout_seeds, command=command,
+                           backend=args.backend, confirm_seeds=args.confirm_seeds, command=command,
                            **_overrides(args))
     print(f"report: {report}")
 

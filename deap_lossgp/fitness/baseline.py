@@ -23,7 +23,7 @@ __all__ = ["DEFAULT_BASELINE_DIR", "baseline_settings", "baseline_path", "get_ba
 #: Where baselines are stored unless a directory is given.
 DEFAULT_BASELINE_DIR = os.path.join("~", ".cache", "deap_lossgp", "baselines")
 # Bump when the stored record or the training procedure changes meaning.
-_FORMAT = 1
+_FORMAT = 2
 
 
 def baseline_settings(task, config):
@@ -46,6 +46,7 @@ def baseline_settings(task, config):
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
         "seed": config.seed,
+        "split_seed": config.data_seed,
         "validation_split": config.validation_split,
         "threads": config.threads,
         "upsample": config.upsample,

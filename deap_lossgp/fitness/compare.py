@@ -16,12 +16,39 @@ import statistics
 from .config import FitnessConfig, fitness_preset
 from .evaluator import LossFitness
 
-__all__ = ["METRIC_FIELDS", "compare_with_ce", "format_comparison"]
+__all__ = ["METRIC_FIELDS", "LEVEL", "paired_interval", "compare_with_ce", "format_comparison"]
 
 #: The validation value shown for each fitness metric (``weighted`` mixes accuracy and loss: accuracy is shown).
 METRIC_FIELDS = {"accuracy": "val_accuracy", "ce": "val_ce", "loss": "val_loss", "weighted": "val_accuracy"}
 # A paired difference "exceeds the seed noise" when a two-sided paired t-test rejects no difference at this level.
 _LEVEL = 0.05
+#: The confidence level of :func:`paired_interval`.
+LEVEL = 1.0 - _LEVEL
+
+
+def paired_interval(differences, level=LEVEL):
+    """The mean of paired differences with its two-sided t interval.
+
+    :param differences: one difference per seed (candidate minus reference);
+                        non-finite ones make the result undefined.
+    :param level: the confidence level.
+    :returns: ``{"n", "mean", "low", "high"}``; ``low``/``high`` are ``None``
+              for fewer than two differences, ``mean`` too when a
+              difference is not finite.  The interval excludes 0 exactly
+              when the two-sided paired t-test rejects no difference at
+              ``1 - level``.
+    """
+    values = [float(v) for v in differences if v is not None]
+    n = len(values)
+    if n == 0 or not all(math.isfinite(v) for v in values):
+        return {"n": n, "mean": None, "low": None, "high": None}
+    mean = statistics.fmean(values)
+    if n < 2:
+        return {"n": n, "mean": mean, "low": None, "high": None}
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.5 + level / 2.0, n - 1)) * statistics.stdev(values) / math.sqrt(n)
+    return {"n": n, "mean": mean, "low": mean - half, "high": mean + half}
 
 
 def _summary(values):

@@ -126,7 +126,7 @@ class LossFitness:
         record = self._check(individual, time.perf_counter())
         if record is None:
             return None
-        self._finish(record)
+        self.finish_record(record)
         return tuple(record["fitness"])
 
     def _check(self, individual, start):
@@ -134,11 +134,18 @@ class LossFitness:
         status, reason = verdict(individual, self.config.validity)
         if status == "valid":
             return None
-        record = self._new_record(individual, start)
+        record = self.new_record(individual, start)
         record.update(status=status, reason=reason, stop_reason=status)
         return record
 
-    def _new_record(self, individual, start):
+    def new_record(self, individual, start, replicate=0):
+        """A new evaluation record of *individual* (status ``ok`` and the worst fitness until filled in).
+
+        :param individual: a tree or an expression string.
+        :param start: :func:`time.perf_counter` at the evaluation's start.
+        :param replicate: the replicate it is trained under.
+        :returns: a dict.
+        """
         try:
             expression, key = to_string(individual), self.key(individual)
         except ValueError:  # unreadable text: the validity check says why
@@ -153,44 +160,67 @@ class LossFitness:
             "metric": self.config.metric,
             "averaging": self.config.averaging,
             "validity": self.config.validity,
+            "replicate": replicate,
+            "seed": self.config.seed + replicate,
             "tasks": {},
             "start": start,
         }
 
-    def _finish(self, record):
+    def finish_record(self, record):
+        """Stamp an evaluation record with its time and append it to the records.
+
+        :param record: a record from :meth:`new_record`, filled in.
+        :returns: the record.
+        """
         if "start" in record:
             record["time"] = time.perf_counter() - record.pop("start")
         record["timestamp"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self._append(record)
         return record
 
-    def __call__(self, individual):
+    def __call__(self, individual, replicate=0):
         """The fitness of a tree: :meth:`evaluate_detailed`'s ``fitness``.
 
         :param individual: a DEAP tree/individual or an expression string.
+        :param replicate: train under the training seed ``seed + replicate``
+                          (on the same data split), against cross-entropy
+                          trained under that seed too.
         :returns: ``(wins, average_improvement)`` as floats.
         """
-        return tuple(self.evaluate_detailed(individual)["fitness"])
+        return tuple(self.evaluate_detailed(individual, replicate=replicate)["fitness"])
 
     def _task_data(self, task):
         config = self.config
-        return load_task(task, config.seed, config.validation_split, config.data_dir)
+        return load_task(task, config.data_seed, config.validation_split, config.data_dir)
 
-    def prepare(self):
+    def prepare(self, replicate=0):
         """Load or train every task's cross-entropy baseline now.
 
         Call it once before a parallel search, so that workers receive the
         baselines instead of training them concurrently.
 
-        :returns: ``task name -> baseline record``.
+        :param replicate: the replicate whose baselines to prepare (training
+                          seed ``seed + replicate``).
+        :returns: ``task name -> baseline record`` of that replicate.
         """
         configure_tensorflow(self.config.threads)
+        config = self.config.replicate(replicate)
         for task in self.config.resolved_tasks():
-            if task.name not in self._baselines:
-                self._baselines[task.name] = get_baseline(task, self._task_data(task), self.config, self.baseline_dir)
-        return dict(self._baselines)
+            if (task.name, replicate) not in self._baselines:
+                self._baselines[task.name, replicate] = get_baseline(task, self._task_data(task), config,
+                                                                    self.baseline_dir)
+        return {task.name: self._baselines[task.name, replicate] for task in self.config.resolved_tasks()}
 
-    def evaluate_detailed(self, individual, test=False):
+    def baseline(self, task_name, replicate=0):
+        """The cross-entropy record of a task and replicate (see :meth:`prepare`).
+
+        :param task_name: the task's name.
+        :param replicate: the replicate.
+        :returns: the baseline's training record.
+        """
+        return self.prepare(replicate)[task_name]
+
+    def evaluate_detailed(self, individual, test=False, replicate=0):
         """Evaluate a tree and return the full record (always trains).
 
         The tasks are trained one after the other in this process, and a
@@ -200,6 +230,7 @@ class LossFitness:
         :param individual: a DEAP tree/individual or an expression string.
         :param test: also measure each trained model on the held-out test
                      split (for final reports; the search never uses it).
+        :param replicate: as for :meth:`__call__`.
         :returns: a JSON-ready dict: ``expression``, ``key``, ``status``
                   (``ok``: trained to the end on every task; ``stopped``:
                   stopped early on a task, scored from what it reached;
@@ -214,8 +245,8 @@ class LossFitness:
         start = time.perf_counter()
         record = self._check(individual, start)
         if record is not None:
-            return self._finish(record)
-        trainings = Trainings(self, individual, test)
+            return self.finish_record(record)
+        trainings = self.split(individual, test, replicate)
         results = []
         for unit in trainings.units:
             results.append(unit())
@@ -223,7 +254,7 @@ class LossFitness:
                 break
         return trainings.assemble_record(results)
 
-    def split(self, individual, test=False):
+    def split(self, individual, test=False, replicate=0):
         """Split the evaluation of a tree into its trainings, one per task.
 
         Registered by :func:`~deap_lossgp.search.make_toolbox` as
@@ -236,23 +267,31 @@ class LossFitness:
 
         :param individual: a tree that :meth:`screen` accepted.
         :param test: also measure the trained models on the test splits.
+        :param replicate: as for :meth:`__call__`.
         :returns: a :class:`Trainings`.
         """
-        self.prepare()
-        return Trainings(self, individual, test)
+        self.prepare(replicate)
+        return Trainings(self, individual, test, replicate)
 
-    def _train_task(self, expression, index, test):
-        # One task's training record, or the error that stopped it.
-        config = self.config
-        self.prepare()
+    def train_task(self, expression, index, test=False, replicate=0):
+        """Train a loss on one task, the unit of work of :class:`Trainings`.
+
+        :param expression: the loss as text.
+        :param index: the task's index in the configuration.
+        :param test: also measure the trained model on the test split.
+        :param replicate: as for :meth:`__call__`.
+        :returns: the training record, or ``{"stop_reason": "error", "reason": ...}``.
+        """
+        config = self.config.replicate(replicate)
         task = config.resolved_tasks()[index]
+        baseline = self.baseline(task.name, replicate)
         data = self._task_data(task)
         try:
             return train_model(
                 compile_loss(expression),
                 data,
                 chance_after=config.chance_after,
-                baseline_accuracy=self._baselines[task.name]["history"]["accuracy"],
+                baseline_accuracy=baseline["history"]["accuracy"],
                 evaluate_test=test,
                 reuse=expression,
                 **config.training_arguments(),
@@ -260,13 +299,18 @@ class LossFitness:
         except Exception as error:  # A broken candidate must not stop the search.
             return {"stop_reason": "error", "reason": f"{type(error).__name__}: {error}", "time": 0.0}
 
-    def _summarise(self, results):
-        # The record fields of the trainings that count: every task, or those up to the first failure.
+    def summarise(self, results, replicate=0):
+        """The record fields of the trainings that count: every task, or those up to the first failure.
+
+        :param results: the task trainings' records, in task order.
+        :param replicate: the replicate they were trained under.
+        :returns: a dict of record fields (``tasks``, ``status``, ``fitness``...).
+        """
         config = self.config
         if results and results[-1]["stop_reason"] == "error":
             return {"status": "error", "stop_reason": "error", "reason": results[-1]["reason"]}
         tasks = config.resolved_tasks()
-        baselines = [self._baselines[task.name] for task in tasks]
+        baselines = [self.baseline(task.name, replicate) for task in tasks]
         entries = {}
         stopped = None
         for task, result, baseline in zip(tasks, results, baselines):
@@ -324,14 +368,15 @@ class LossFitness:
 class _Training:
     """One unit of work: the training of one tree on one task (picklable)."""
 
-    def __init__(self, fitness, expression, index, test):
+    def __init__(self, fitness, expression, index, test, replicate):
         self.fitness = fitness
         self.expression = expression
         self.index = index
         self.test = test
+        self.replicate = replicate
 
     def __call__(self):
-        return self.fitness._train_task(self.expression, self.index, self.test)
+        return self.fitness.train_task(self.expression, self.index, self.test, self.replicate)
 
 
 class Trainings:
@@ -355,17 +400,19 @@ class Trainings:
     :param fitness: the :class:`LossFitness`.
     :param individual: a tree that its validity rule accepts.
     :param test: also measure the trained models on the test splits.
+    :param replicate: the replicate (training seed ``seed + replicate``).
 
     .. attribute:: units
 
        Picklable callables without arguments, one per task, in task order.
     """
 
-    def __init__(self, fitness, individual, test=False):
+    def __init__(self, fitness, individual, test=False, replicate=0):
         self.fitness = fitness
-        self.record = fitness._new_record(individual, time.perf_counter())
+        self.replicate = replicate
+        self.record = fitness.new_record(individual, time.perf_counter(), replicate)
         count = len(fitness.config.resolved_tasks())
-        self.units = [_Training(fitness, self.record["expression"], index, test) for index in range(count)]
+        self.units = [_Training(fitness, self.record["expression"], index, test, replicate) for index in range(count)]
 
     @staticmethod
     def stops(result):
@@ -406,8 +453,8 @@ class Trainings:
         if len(counted) < len(self.units) and not (counted and self.stops(counted[-1])):
             raise ValueError(f"{len(counted)} of {len(self.units)} trainings have results; run them all")
         record = dict(self.record)
-        record.update(self.fitness._summarise(counted))
+        record.update(self.fitness.summarise(counted, self.replicate))
         # The training time spent on this tree, wherever its units ran (ignored units included).
         record["time"] = sum(result["time"] for result in results if result is not None)
         record.pop("start")
-        return self.fitness._finish(record)
+        return self.fitness.finish_record(record)

@@ -12,16 +12,17 @@ the public pieces.
 """
 
 import dataclasses
-import platform
 import random
 import time
 
 import numpy
 
 from .. import algorithms
+from .._version import environment
 from ..algorithms import default_n_parents
 from ..fitness.config import FitnessConfig
 from ..fitness.models import get_model_builder
+from ..gp.expression import to_string
 from .parallel import _MapBase
 from .presets import SearchConfig, get_preset
 from .rundir import RecordReplay, RunDirectory, count_completed, describe_statuses, read_records
@@ -34,6 +35,7 @@ __all__ = [
     "initial_population",
     "run_search",
     "expected_evaluations",
+    "search_seed",
     "fitness_statistics",
     "ProgressMap",
     "NothingTrainedError",
@@ -57,40 +59,27 @@ class Algorithm:
     def keywords(self, search):
         """The function's keyword arguments that a :class:`SearchConfig` fixes.
 
-        :param search: a :class:`SearchConfig`.
+        :param search: a :class:`SearchConfig` (with ``inflight`` resolved, see :func:`make_config`).
         :returns: a dict.
         """
         keywords = {"mutpb_subtree": search.mutpb_subtree, "mutpb_point": search.mutpb_point}
         if self.function is algorithms.eaNGL:
             keywords["cxpb_archive"] = search.crossover_pb
+        elif self.function is algorithms.eaSampleTournament:
+            keywords.update(rebreed=search.rebreed, race_top=search.race_top, race_seeds=search.race_seeds)
+        else:
+            keywords["inflight"] = search.inflight
         return keywords
 
-    def steps(self, first, generations):
-        """The ``ngen`` of each call :func:`run_search` makes of the function.
+    def evaluations_per_generation(self, search):
+        """How many children a generation evaluates (their first seed), about.
 
-        A generational algorithm runs one generation per call, each resuming
-        from the checkpoint the previous one wrote (the same search as one
-        call), so the run directory's files follow every generation.  The
-        asynchronous variant runs in one call: stopping at every generation
-        would leave its workers waiting for each generation's last children
-        (its checkpoint is still written after every generation, its other
-        files when it ends).
-
-        :param first: the last generation already done (0 for a new run).
-        :param generations: the number of generations of the run.
-        :returns: an iterable of ``ngen`` values.
-        """
-        if self.function is algorithms.eaAsyncSampleTournament:
-            return [generations]
-        return range(first, generations + 1)
-
-    def evaluations_per_generation(self, population):
-        """How many children a generation evaluates at most.
-
-        :param population: the population size P.
+        :param search: a :class:`SearchConfig`.
         :returns: P for NGL, N = 3P/8 for the thesis's Algorithm 1 and its asynchronous variant.
         """
-        return population if self.function is algorithms.eaNGL else default_n_parents(population)
+        if self.function is algorithms.eaNGL:
+            return search.population
+        return default_n_parents(search.population)
 
 
 #: The algorithms by name.
@@ -102,58 +91,70 @@ ALGORITHMS = {
 }
 
 
-def make_config(preset="quick", algorithm="sample-tournament", seed=0, backend="process", workers=None, **overrides):
+def make_config(preset="quick", algorithm="sample-tournament", search_seed=0, backend="process", workers=None,
+                **overrides):
     """Validate and assemble a search configuration.
 
     :param preset: preset name (see :mod:`deap_lossgp.search.presets`).
     :param algorithm: ``"sample-tournament"`` (thesis Algorithm 1), ``"ngl"``
                       or ``"async-sample-tournament"`` (our asynchronous
-                      variant; its result depends on the number of workers).
-    :param seed: seed of the search (Python's and NumPy's global generators).
+                      variant; its result depends on ``inflight``).
+    :param search_seed: seed of the search (Python's and NumPy's global
+                        generators): the initial population and every
+                        variation.  The training seed is the fitness
+                        setting ``seed`` (``seed=...`` in *overrides*).
     :param backend: ``"serial"``, ``"process"`` or ``"scoop"``.
     :param workers: worker processes for ``"process"`` (default: CPU cores).
     :param overrides: preset fields to override (e.g. ``population=4``,
-                      ``epochs=2``).
+                      ``epochs=2``, ``seed=1``, ``mode="thesis"``).
     :returns: a JSON-serialisable dict.
     :raises ValueError: on an unknown algorithm, preset or field, or a bad value.
     """
-    from .parallel import BACKENDS
+    from .parallel import BACKENDS, get_map
 
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    _check_seed(seed)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    _check_seed(search_seed)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    resolved = get_preset(preset, **overrides)  # validates every field now, not mid-run
+    mode = overrides.pop("mode", None)
+    resolved = get_preset(preset, mode=mode, **overrides)  # validates every field now, not mid-run
+    if resolved.search.inflight is None and algorithm == "async-sample-tournament":
+        # Stored as a number, so a resume on a machine with another core count runs the same search.
+        count = workers if backend == "process" and workers else get_map(backend, workers=workers).workers
+        resolved = dataclasses.replace(resolved, search=resolved.search.replace(inflight=2 * count))
     get_model_builder(resolved.fitness.model)  # the user's own model path: imported now, to fail before the run
     return {
         "preset": preset,
-        "overrides": overrides,
+        "overrides": dict(overrides, **({"mode": mode} if mode else {})),
         "algorithm": algorithm,
-        "seed": int(seed),
+        "search_seed": int(search_seed),
         "backend": backend,
         "workers": workers,
         "resolved": {"fitness": resolved.fitness.to_dict(), "search": resolved.search.to_dict()},
-        "versions": _versions(),
+        "versions": environment(),
     }
+
+
+def search_seed(config):
+    """The search seed of a configuration (``seed`` in files written before it had that name).
+
+    :param config: a dict from :func:`make_config` or a run's ``config.json``.
+    :returns: the integer.
+    :raises ValueError: if it is missing or out of range.
+    """
+    value = config.get("search_seed", config.get("seed"))
+    _check_seed(value)
+    return value
 
 
 def _check_seed(seed):
     # NumPy's global generator takes seeds in [0, 2**32).
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-
-
-def _versions():
-    import deap
-
-    from .. import __version__
-
-    return {"deap_lossgp": __version__, "deap": deap.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
+        raise ValueError(f"the search seed must be an integer in [0, 2**32), got {seed!r}")
 
 
 def resolve_config(config):
@@ -170,15 +171,15 @@ def resolve_config(config):
     return FitnessConfig.from_dict(resolved["fitness"]), SearchConfig.from_dict(resolved["search"])
 
 
-def expected_evaluations(algorithm, population, generations):
-    """How many evaluations a search runs at most (before cache hits and rejections).
+def expected_evaluations(algorithm, search):
+    """How many first-seed evaluations a search runs, about (racing's extra
+    seeds, cache hits and rejections aside).
 
     :param algorithm: a name of :data:`ALGORITHMS`.
-    :param population: population size P.
-    :param generations: number of generations.
+    :param search: a :class:`SearchConfig`.
     :returns: the count, for progress bars and ETAs.
     """
-    return population + generations * ALGORITHMS[algorithm].evaluations_per_generation(population)
+    return search.population + search.generations * ALGORITHMS[algorithm].evaluations_per_generation(search)
 
 
 def fitness_statistics():
@@ -237,6 +238,8 @@ class ProgressMap(_MapBase):
         """
         future = self.inner.first_completed(futures)
         if self.bar is not None:
+            if self.bar.n >= self.bar.total:  # racing trains more than was foreseen
+                self.bar.total = self.bar.n + 1
             self.bar.update(1)
         return future
 
@@ -294,34 +297,35 @@ def initial_population(config, fitness=None):
 
     fitness_config, search = resolve_config(config)
     fitness = LossFitness(preset=fitness_config) if fitness is None else fitness
-    random.seed(config["seed"])
-    numpy.random.seed(config["seed"])
+    random.seed(search_seed(config))
+    numpy.random.seed(search_seed(config))
     return make_toolbox(search=search, fitness=fitness).population(n=search.population)
 
 
 def run_search(run_dir, config, population=None, stream=None, progress=True, on_generation=None):
-    """Run (or resume) the search described by ``config`` in ``run_dir``.
+    """Run (or resume) the search described by ``config`` in ``run_dir``, then confirm its best.
 
     Everything is rebuilt from ``config`` (:func:`resolve_config`); it is
     written to ``config.json`` when the directory has none.  The algorithm
-    runs one generation at a time, each resuming from the checkpoint the
-    previous one wrote (the same search as one call, see
-    :mod:`deap_lossgp.checkpoint`; the asynchronous variant runs in one
-    call, see :meth:`Algorithm.steps`), and after every generation
-    ``logbook.csv`` and ``hall_of_fame.csv`` are rewritten, so a running
-    search can be read (``deap-lossgp show RUN``).
+    runs in one call with a checkpoint in the run directory (resuming from
+    it if it exists); after every generation its callback rewrites
+    ``logbook.csv`` and ``hall_of_fame.csv``, so a running search can be read
+    (``deap-lossgp show RUN``).  At the end the hall of fame's best
+    ``confirm_top`` are confirmed on fresh seeds and the test split
+    (:func:`~deap_lossgp.search.confirm.confirm`; ``confirmation.json``), and
+    ``best.json`` and ``best_loss.py`` hold the confirmed best.
 
     :param run_dir: the run directory (created if missing).
     :param config: a dict from :func:`make_config` (or a run's ``config.json``).
     :param population: the initial population; default
                        :func:`initial_population` (it is seeded by the
-                       configuration's ``seed``).
+                       configuration's search seed).
     :param stream: a label that reseeds Python's random stream after the
                    initial population exists (``"<seed>-<stream>"``), so
                    several algorithms started from one population draw
                    streams of their own, whatever their order.
-    :param progress: show a progress bar over evaluations (on resume it
-                     starts at what earlier sessions did).
+    :param progress: show a progress bar over trainings (on resume it
+                     starts at what earlier sessions trained).
     :param on_generation: called as ``on_generation(run, logbook,
                           halloffame)`` after each generation's files are
                           written (the first call of a resumed run follows
@@ -330,8 +334,9 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
                           the logbook so far and the
                           :class:`~deap_lossgp.search.halloffame.KeyedHallOfFame`.
     :returns: ``(population, logbook, halloffame, best_dict)``; ``best_dict``
-              also holds ``elapsed_seconds``, the algorithm's wall time in
-              this session.
+              also holds ``elapsed_seconds`` (the algorithm's wall time in
+              this session), ``confirm_seconds`` and ``confirmation`` (or
+              ``None`` with ``confirm_top=0``).
     :raises NothingTrainedError: if no evaluation of the run completed
                                  training (``logbook.csv`` is written, the
                                  best loss is not).
@@ -351,7 +356,7 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
 
     # Everything is checked before the run directory is touched.
     settings = resolve_config(config)
-    _check_seed(config["seed"])
+    search_seed(config)
     inner = get_map(config["backend"], workers=config["workers"])  # refuses scoop outside python -m scoop
     run = RunDirectory(run_dir)
     if run.path.exists() and not run.path.is_dir():
@@ -361,15 +366,35 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
         return _run_locked(run, config, settings, inner, population, stream, progress, on_generation)
 
 
+class _Generations:
+    """The per-generation callback the driver gives the algorithm: files, progress, the caller's callback."""
+
+    def __init__(self, run, on_generation):
+        self.run = run
+        self.on_generation = on_generation
+
+    def __call__(self, population, logbook, halloffame):
+        from .halloffame import hall_of_fame_rows, write_hall_of_fame
+
+        self.run.check_writable()  # before the next generation's training is spent
+        self.run.write_logbook(logbook)
+        records = read_records(self.run.records)
+        write_hall_of_fame(self.run.hall_of_fame, hall_of_fame_rows(halloffame, records))
+        if self.on_generation is not None:
+            self.on_generation(self.run, logbook, halloffame)
+
+
+def _trainings_done(records):
+    # Trainings of the run so far, from its records (one per task of each trained evaluation).
+    return sum(len(record.get("tasks") or {}) for record in records)
+
+
 def _run_locked(run, config, settings, inner, population, stream, progress, on_generation):
     """:func:`run_search` in its locked run directory, with its resolved settings and map backend."""
-    import warnings
-
     from tqdm.auto import tqdm
 
-    from ..checkpoint import load_checkpoint
     from ..fitness import LossFitness
-    from .halloffame import KeyedHallOfFame, hall_of_fame_rows, write_hall_of_fame
+    from .halloffame import KeyedHallOfFame
     from .toolbox import make_toolbox
 
     fitness_config, search = settings
@@ -392,25 +417,15 @@ def _run_locked(run, config, settings, inner, population, stream, progress, on_g
     if population is None:
         population = initial_population(config, fitness)
     if stream is not None:
-        random.seed(f"{config['seed']}-{stream}")
-        numpy.random.seed(config["seed"])
-    resumed = run.checkpoint.exists()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a fallback to the previous checkpoint is reported by the algorithm
-        state = load_checkpoint(run.checkpoint) if resumed else {}
-    # The checkpoint's generation is the next one to run; the first call below only reloads the finished ones.
-    first = state["generation"] - 1 if resumed else 0
-    # A checkpoint of an earlier version holds a hall of fame of its own size, which a resume must keep.
-    size = state.get("params", {}).get("halloffame_size") or search.hall_of_fame
+        random.seed(f"{search_seed(config)}-{stream}")
+        numpy.random.seed(search_seed(config))
 
-    def evaluations_through(generation):
-        return expected_evaluations(algorithm.name, search.population, generation)
-
-    # Trainings are the units of work: one per task of every evaluation.
+    # Trainings are the units of work: one per task of every evaluation (racing adds some: the total grows).
     tasks = len(fitness_config.tasks)
-    total = expected_evaluations(algorithm.name, search.population, search.generations) * tasks
-    bar = tqdm(total=total, initial=evaluations_through(first) * tasks if resumed else 0, desc="trainings",
-               unit="training", disable=not progress, dynamic_ncols=True)
+    total = expected_evaluations(algorithm.name, search) * tasks
+    done = _trainings_done(records)
+    bar = tqdm(total=max(total, done), initial=done, desc="trainings", unit="training", disable=not progress,
+               dynamic_ncols=True)
     mapper = ProgressMap(inner, bar)
     toolbox = make_toolbox(search=search, fitness=fitness, map=mapper)
     # Evaluations that finished after the last checkpoint are answered from their records.
@@ -418,34 +433,45 @@ def _run_locked(run, config, settings, inner, population, stream, progress, on_g
     toolbox.register("screen", replay.screen(toolbox.screen))
     toolbox.register("recorded", replay.recorded)
 
-    halloffame = KeyedHallOfFame(size, key=getattr(toolbox, "key", None))
+    halloffame = KeyedHallOfFame(search.hall_of_fame, key=getattr(toolbox, "key", None))
     started = time.perf_counter()
+    confirmation, confirm_seconds = None, 0.0
     try:
-        for generation in algorithm.steps(first, search.generations):
-            run.check_writable()  # before the generation's training is spent
-            population, logbook = algorithm.function(
-                population, toolbox, generation, stats=fitness_statistics(), halloffame=halloffame,
-                verbose=False, checkpoint=str(run.checkpoint), **algorithm.keywords(search))
-            # Cache hits and rejections advance the bar too, so it ends at its total.
-            bar.n = evaluations_through(generation) * tasks
-            bar.refresh()
-            run.write_logbook(logbook)
-            write_hall_of_fame(run.hall_of_fame, hall_of_fame_rows(halloffame, read_records(run.records)))
-            if on_generation is not None:
-                on_generation(run, logbook, halloffame)
+        run.check_writable()
+        population, logbook = algorithm.function(
+            population, toolbox, search.generations, stats=fitness_statistics(), halloffame=halloffame,
+            verbose=False, checkpoint=str(run.checkpoint),
+            on_generation=_Generations(run, on_generation), **algorithm.keywords(search))
+        elapsed = time.perf_counter() - started
+        completed, statuses = count_completed(read_records(run.records))
+        if completed and search.confirm_top:
+            from .confirm import confirm
+
+            confirm_started = time.perf_counter()
+            finalists = [member for member in halloffame if numpy.isfinite(member.fitness.values[-1])]
+            bar.total += len(finalists[:search.confirm_top]) * search.confirm_seeds * tasks
+            confirmation = confirm(finalists[:search.confirm_top], fitness_config, search.confirm_seeds,
+                                   mapper=mapper, records_path=str(run.confirmation_records))
+            run.write_confirmation(confirmation)
+            confirm_seconds = time.perf_counter() - confirm_started
+        bar.total = bar.n  # it ends at its total, whatever racing, cache hits and rejections did
+        bar.refresh()
     except BaseException:
         # Ctrl-C, SIGTERM (the CLI turns it into Ctrl-C) or an error: no worker outlives the search.
         inner.terminate()
         raise
     finally:
-        elapsed = time.perf_counter() - started
         bar.close()
         mapper.close()
-    # The whole run's records, so a resumed run counts what earlier sessions trained.
-    completed, statuses = count_completed(read_records(run.records))
     if not completed:
         # The hall of fame still holds an individual, but it was never trained to the end.
         raise NothingTrainedError(statuses, population, logbook, halloffame, elapsed)
-    best = run.write_best(halloffame[0])
+    if confirmation is not None:
+        first = confirmation["candidates"][0]["expression"]
+        chosen = next(member for member in halloffame if to_string(member) == first)
+    else:
+        chosen = halloffame[0]
+    best = run.write_best(chosen, confirmation)
     best["elapsed_seconds"] = elapsed
+    best["confirm_seconds"] = confirm_seconds
     return population, logbook, halloffame, best

@@ -46,7 +46,8 @@ import math
 from ..checks import Settings, check_int, check_probability, from_dict
 from ..fitness.config import FITNESS_MODES, FITNESS_PRESETS, FitnessConfig
 
-__all__ = ["INIT_METHODS", "POINT_MUTATIONS", "SAFETY_MAX_SIZE", "SAFETY_MAX_HEIGHT", "SearchConfig", "Preset",
+__all__ = ["INIT_METHODS", "POINT_MUTATIONS", "SAFETY_MAX_SIZE", "SAFETY_MAX_HEIGHT", "MAX_SEEDS", "SearchConfig",
+           "Preset",
            "MODES", "PRESETS", "get_preset"]
 
 #: How random trees are generated: DEAP's ``genHalfAndHalf`` (ours) or
@@ -65,6 +66,10 @@ POINT_MUTATIONS = ("same_kind", "operator")
 SAFETY_MAX_SIZE = 5000
 #: The thesis mode's height cap (see :data:`SAFETY_MAX_SIZE`).
 SAFETY_MAX_HEIGHT = 500
+#: The most training seeds of racing or confirmation: confirmation trains
+#: replicates from ``MAX_SEEDS`` on, which racing never reaches, so its
+#: seeds are fresh.
+MAX_SEEDS = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +91,23 @@ class SearchConfig(Settings):
                          (``hall_of_fame.csv``; >= 1).
     :param init_method: one of :data:`INIT_METHODS`.
     :param point_mutation: one of :data:`POINT_MUTATIONS`.
+    :param rebreed: how many times a child that the screen rejects (or the
+                    cache already knows) is bred again, by the same step
+                    with new random draws (ours: 20; the thesis: 0).
+    :param race_top: racing: how many of the best candidates must rest on
+                     *race_seeds* training seeds after each generation
+                     (ours: 5; 0: no racing).
+    :param race_seeds: the most training seeds a candidate gets while
+                       racing (ours: 3; the thesis: 1, no racing; at most
+                       :data:`MAX_SEEDS`).
+    :param confirm_top: how many of the hall of fame's best are trained
+                        again at the end on fresh seeds and measured on the
+                        test split (ours: 5; the thesis mode: 1; 0: none).
+    :param confirm_seeds: the fresh training seeds of that confirmation
+                          (>= 2 for an interval; ours: 5).
+    :param inflight: the asynchronous variant's children in training at
+                     once; ``None``: twice the workers, resolved and stored
+                     when the run is configured.
     """
 
     population: int = 8
@@ -101,6 +123,12 @@ class SearchConfig(Settings):
     hall_of_fame: int = 10
     init_method: str = "half_and_half"
     point_mutation: str = "same_kind"
+    rebreed: int = 20
+    race_top: int = 5
+    race_seeds: int = 3
+    confirm_top: int = 5
+    confirm_seeds: int = 5
+    inflight: int = None
 
     def __post_init__(self):
         check_int("population", self.population, 2)
@@ -120,6 +148,17 @@ class SearchConfig(Settings):
                 f"unknown point_mutation {self.point_mutation!r}; choose from {', '.join(POINT_MUTATIONS)}"
             )
         check_int("hall_of_fame", self.hall_of_fame, 1)
+        check_int("rebreed", self.rebreed, 0)
+        check_int("race_top", self.race_top, 0)
+        check_int("race_seeds", self.race_seeds, 1)
+        if self.race_seeds > MAX_SEEDS:
+            raise ValueError(f"race_seeds must be at most {MAX_SEEDS}, got {self.race_seeds}")
+        check_int("confirm_top", self.confirm_top, 0)
+        check_int("confirm_seeds", self.confirm_seeds, 1)
+        if self.confirm_seeds > MAX_SEEDS:
+            raise ValueError(f"confirm_seeds must be at most {MAX_SEEDS}, got {self.confirm_seeds}")
+        if self.inflight is not None:
+            check_int("inflight", self.inflight, 1)
         try:
             low, high = (float(v) for v in self.constant_range)
         except (TypeError, ValueError):
@@ -183,9 +222,11 @@ class Preset:
 
 _SEARCH_MODES = {
     "thesis": {"init_method": "grow_height", "init_min_height": 2, "init_max_height": 100,
-               "point_mutation": "operator", "max_height": SAFETY_MAX_HEIGHT, "max_size": SAFETY_MAX_SIZE},
+               "point_mutation": "operator", "max_height": SAFETY_MAX_HEIGHT, "max_size": SAFETY_MAX_SIZE,
+               "rebreed": 0, "race_top": 0, "race_seeds": 1, "confirm_top": 1},
     "ours": {"init_method": "half_and_half", "init_min_height": 2, "init_max_height": 6,
-             "point_mutation": "same_kind", "max_height": 17, "max_size": 60},
+             "point_mutation": "same_kind", "max_height": 17, "max_size": 60,
+             "rebreed": 20, "race_top": 5, "race_seeds": 3, "confirm_top": 5},
 }
 #: mode name -> the fields it sets, by section (``fitness``, ``search``).
 MODES = {name: {"fitness": FITNESS_MODES[name], "search": _SEARCH_MODES[name]} for name in _SEARCH_MODES}

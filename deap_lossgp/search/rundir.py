@@ -2,7 +2,7 @@
 
 =====================  ==========================================================
 ``config.json``        the exact configuration (preset, overrides, algorithm,
-                       seed, backend), enough to resume or rerun the search
+                       search seed, backend), enough to resume or rerun the search
 ``checkpoint.pkl``     the resumable state after the last finished generation
                        (a pickle: load only your own or trusted files), and
                        ``checkpoint.pkl.prev``, the one before it
@@ -11,9 +11,13 @@
 ``logbook.csv``        one row per generation (evaluations, cache hits, time,
                        fitness statistics)
 ``best.json``          the best loss: expression, simplified formula, LaTeX,
-                       fitness and its per-task metrics (only when at least
-                       one candidate completed training, see
-                       :func:`count_completed`)
+                       fitness and its per-task metrics, and its
+                       confirmation on fresh seeds and the test split with
+                       the verdict (only when at least one candidate
+                       completed training, see :func:`count_completed`)
+``confirmation.json``  the confirmed ranking of the hall of fame's best
+                       (:mod:`deap_lossgp.search.confirm`), and
+                       ``confirmation.jsonl``, its trainings' records
 ``best_loss.py``       the best loss as a standalone Keras loss class (idem)
 ``hall_of_fame.csv``   the top distinct losses so far, ranked, with per-task
                        metrics (see :mod:`deap_lossgp.search.halloffame`)
@@ -42,7 +46,7 @@ __all__ = ["RunDirectory", "RunLockedError", "RecordReplay", "logbook_rows", "re
            "describe_statuses"]
 
 # The keys of a configuration written by make_config that every command reads.
-_CONFIG_KEYS = ("preset", "algorithm", "seed", "backend", "workers", "resolved")
+_CONFIG_KEYS = ("preset", "algorithm", "backend", "workers", "resolved")
 # Statuses of records written by the validity screen (a rejection), not by a training.
 _REJECTED = ("invalid", "untrainable")
 
@@ -151,6 +155,8 @@ class RunDirectory:
         self.best = self.path / "best.json"
         self.best_loss = self.path / "best_loss.py"
         self.hall_of_fame = self.path / "hall_of_fame.csv"
+        self.confirmation = self.path / "confirmation.json"
+        self.confirmation_records = self.path / "confirmation.jsonl"
         self.plot = self.path / "fitness.png"
         self.lock_file = self.path / ".lock"
         self.damaged_records = self.path / "evaluations.damaged"
@@ -187,6 +193,8 @@ class RunDirectory:
             )
         config = self._read_json(self.config, "restore it from a backup or start a new run with 'deap-lossgp evolve'")
         missing = [key for key in _CONFIG_KEYS if not isinstance(config, dict) or key not in config]
+        if not missing and "search_seed" not in config and "seed" not in config:
+            missing = ["search_seed"]
         if missing:
             raise ValueError(f"{self.config} lacks {', '.join(map(repr, missing))}: it was not written by "
                              f"'deap-lossgp evolve'; restore it from a backup or start a new run")
@@ -314,14 +322,28 @@ class RunDirectory:
             raise OSError(error.errno, error.strerror, error.filename or str(self.logbook)) from None
         return self.logbook
 
-    def write_best(self, individual):
+    def write_confirmation(self, confirmation):
+        """Write ``confirmation.json`` (atomically).
+
+        :param confirmation: :func:`~deap_lossgp.search.confirm.confirm`'s result.
+        :returns: the path written.
+        """
+        self._write_text(self.confirmation, json_dumps(confirmation, indent=2) + "\n")
+        return self.confirmation
+
+    def write_best(self, individual, confirmation=None):
         """Write ``best.json`` and ``best_loss.py`` for the best individual.
 
         The per-task metrics come from the evaluation record of the same
         expression in ``evaluations.jsonl`` (or of an equivalent one).
 
         :param individual: the best individual (with a valid fitness).
-        :returns: the dict written to ``best.json``.
+        :param confirmation: the run's confirmation, whose first candidate
+                             is *individual*, or ``None``.
+        :returns: the dict written to ``best.json``: with a confirmation,
+                  ``confirmed`` holds the individual's summary and
+                  ``verdict`` the confirmation's; without, ``verdict`` is
+                  ``"unconfirmed"``.
         """
         from ..gp.expression import canonical_key
 
@@ -343,6 +365,8 @@ class RunDirectory:
             "height": individual.height,
             "size": len(individual),
             "record": record,
+            "verdict": "unconfirmed" if confirmation is None else confirmation["verdict"],
+            "confirmed": None if confirmation is None else confirmation["candidates"][0],
         }
         self._write_text(self.best, json_dumps(best, indent=2) + "\n")
         self._write_text(self.best_loss, to_python_source(text))
@@ -377,7 +401,7 @@ class RecordReplay:
     (``nevals`` or ``nrejected``) and the resumed run's logbook, population
     and best equal an uninterrupted run's.
 
-    A record is matched by its ``key`` (:meth:`LossFitness.key
+    A record is matched by its ``key`` and ``replicate`` (:meth:`LossFitness.key
     <deap_lossgp.fitness.LossFitness.key>`, the evaluation cache's key) and
     used once.  Keys already in the checkpoint's cache never reach the
     screen or the map, so only the unfinished generation's records are used
@@ -396,11 +420,11 @@ class RecordReplay:
             if record.get("key") is not None and isinstance(record.get("fitness"), list):
                 rejected = record.get("status") in _REJECTED
                 fitness = tuple(float(value) for value in record["fitness"])
-                self.pending[record["key"]].append((rejected, fitness))
+                self.pending[record["key"], record.get("replicate", 0)].append((rejected, fitness))
 
-    def _take(self, individual, rejected):
+    def _take(self, individual, rejected, replicate=0):
         """The recorded fitness of *individual* if its record is of that kind, else ``None``."""
-        queue = self.pending.get(self.key(individual))
+        queue = self.pending.get((self.key(individual), replicate))
         if not queue or queue[0][0] != rejected:
             return None
         return queue.popleft()[1]
@@ -413,7 +437,7 @@ class RecordReplay:
                   whose record says it was trained, and screens the others.
         """
         def replayed_screen(individual):
-            queue = self.pending.get(self.key(individual))
+            queue = self.pending.get((self.key(individual), 0))
             if queue and not queue[0][0]:
                 return None  # it passed the screen before and was trained: toolbox.recorded answers it
             fitness = self._take(individual, rejected=True)
@@ -421,7 +445,7 @@ class RecordReplay:
 
         return replayed_screen
 
-    def recorded(self, individual):
+    def recorded(self, individual, replicate=0):
         """The recorded fitness of a tree the unfinished generation trained.
 
         Registered as ``toolbox.recorded``:
@@ -429,6 +453,7 @@ class RecordReplay:
         evaluation, as the original training was.
 
         :param individual: a tree about to be trained.
+        :param replicate: the replicate (training seed) about to be trained.
         :returns: its fitness, or ``None`` when it has no unused record.
         """
-        return self._take(individual, rejected=False)
+        return self._take(individual, rejected=False, replicate=replicate)
