@@ -112,7 +112,7 @@ def test_sample_tournament_evaluates_n_children_and_keeps_p():
     assert logbook.select("nevals") == [8, 3, 3, 3, 3]
     assert logbook.select("ncached") == [0] * 5
     assert all(t >= 0 for t in logbook.select("time"))
-    assert logbook.header == ["gen", "nevals", "nrejected", "ncached", "time", "max", "avg"]
+    assert logbook.header == ["gen", "nevals", "nrejected", "ncached", "nraced", "time", "max", "avg"]
     assert all(ind.fitness.valid for ind in population)
 
 
@@ -316,7 +316,7 @@ def test_ngl_bad_archive_probability():
 def test_verbose_prints_the_logbook(capsys):
     run(eaSampleTournament, seed=41, ngen=2, verbose=True)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["gen", "nevals", "nrejected", "ncached", "time", "max", "avg"]
+    assert lines[0].split() == ["gen", "nevals", "nrejected", "ncached", "nraced", "time", "max", "avg"]
     assert [line.split()[0] for line in lines[1:]] == ["0", "1", "2"]
 
 

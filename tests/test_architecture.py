@@ -16,8 +16,10 @@ from deap_lossgp.search.driver import make_config, resolve_config, run_search
 
 PACKAGE = pathlib.Path(deap_lossgp.__file__).parent
 # Lower numbers are lower layers; algorithms and fitness are peers that must not import each other.
-LAYERS = {"checks": 0, "gp": 1, "checkpoint": 2, "algorithms": 2, "fitness": 2, "search": 3, "app": 4}
-PEERS = {("algorithms", "fitness"), ("fitness", "algorithms"), ("checkpoint", "fitness"), ("fitness", "checkpoint")}
+LAYERS = {"_version": 0, "checks": 0, "gp": 1, "checkpoint": 2, "evaluation": 2, "algorithms": 2, "fitness": 2,
+          "search": 3, "app": 4}
+PEERS = {("algorithms", "fitness"), ("fitness", "algorithms"), ("checkpoint", "fitness"), ("fitness", "checkpoint"),
+         ("evaluation", "fitness"), ("fitness", "evaluation"), ("evaluation", "algorithms")}
 REFERENCE = json.loads((pathlib.Path(__file__).parent / "data" / "evolve_reference.json").read_text())
 
 
