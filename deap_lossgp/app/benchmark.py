@@ -40,7 +40,7 @@ import pathlib
 from ..checks import json_dumps, json_loads
 from .report import ARMS, write_report
 
-__all__ = ["ARM_SETTINGS", "CURSE_TOP", "run_benchmark", "run_seed", "arm_configs"]
+__all__ = ["ARM_SETTINGS", "CURSE_TOP", "CURSE_SEEDS", "run_benchmark", "run_seed", "arm_configs"]
 
 #: The fields each arm sets on top of the preset (``ours``: the preset's own ``ours`` mode).
 ARM_SETTINGS = {
@@ -53,6 +53,10 @@ ARM_SETTINGS = {
 _ALGORITHMS = {"thesis": "sample-tournament", "ngl": "ngl", "ours": "sample-tournament"}
 #: How many of a run's best the winner's curse is measured on.
 CURSE_TOP = 5
+#: The fresh seeds the winner's curse is measured with, for the members of
+#: a top other than the final best (ours' confirmation measures its whole
+#: top on every fresh seed).
+CURSE_SEEDS = 2
 
 
 def arm_configs(seed, preset="quick", backend="process", workers=None, confirm_seeds=5, **overrides):
@@ -75,6 +79,7 @@ def arm_configs(seed, preset="quick", backend="process", workers=None, confirm_s
 
 def _run(run_dir, config, population, stream):
     """One arm's search; its summary and what the held-out measurement needs."""
+    from ..gp.expression import to_string
     from ..search.driver import NothingTrainedError, run_search
     from ..search.rundir import RunDirectory, logbook_rows, read_records
 
@@ -102,7 +107,7 @@ def _run(run_dir, config, population, stream):
         "best_fitness": list(halloffame[0].fitness.values),
         "verdict": best["verdict"] if best else "nothing trained",
         "final": best["expression"] if best else None,
-        "top": [{"expression": str(member), "fitness": list(member.fitness.values)}
+        "top": [{"expression": to_string(member), "fitness": list(member.fitness.values)}
                 for member in list(halloffame)[:CURSE_TOP]],
         "curve": [{"gen": row["gen"], "nevals": row["nevals"], "time": row["time"], "best": row["best_max"]}
                   for row in rows],
@@ -195,13 +200,18 @@ def run_seed(seed, output, preset="quick", workers=None, backend="process", conf
             if summary["final"] is None:
                 summary["fresh"] = {}
                 continue
-            tops = [entry["expression"] for entry in summary["top"]]
-            fitnesses = [entry["fitness"] for entry in summary["top"]]
-            if summary["final"] not in tops:
-                tops, fitnesses = tops + [summary["final"]], fitnesses + [summary["best_fitness"]]
-            # Ours' run confirmed its top on these seeds already: its records answer.
-            measured = _measure(_trees(tops, fitnesses), configs[arm], confirm_seeds, mapper,
-                                seed_dir / arm / "confirmation.jsonl")
+            # The final best on every fresh seed; the rest of the top (the winner's curse) on CURSE_SEEDS of
+            # them, except for ours, whose run confirmed its whole top on these seeds already (its records answer).
+            others = [entry for entry in summary["top"] if entry["expression"] != summary["final"]]
+            searched = next((entry["fitness"] for entry in summary["top"] if entry["expression"] == summary["final"]),
+                            summary["best_fitness"])
+            final = _trees([summary["final"]], [searched])
+            path = seed_dir / arm / "confirmation.jsonl"
+            measured = _measure(final + (_trees([e["expression"] for e in others], [e["fitness"] for e in others])
+                                         if arm == "ours" else []), configs[arm], confirm_seeds, mapper, path)
+            if arm != "ours" and others:
+                measured.update(_measure(_trees([e["expression"] for e in others], [e["fitness"] for e in others]),
+                                         configs[arm], min(CURSE_SEEDS, confirm_seeds), mapper, path))
             summary["fresh"] = {expression: {"fitness": entry["fitness"],
                                              "search_fitness": entry["search_fitness"]}
                                 for expression, entry in measured.items()}
