@@ -63,9 +63,9 @@ class Algorithm:
         :returns: a dict.
         """
         keywords = {"mutpb_subtree": search.mutpb_subtree, "mutpb_point": search.mutpb_point}
-        if self.function is algorithms.eaNGL:
+        if self.name == "ngl":
             keywords["cxpb_archive"] = search.crossover_pb
-        elif self.function is algorithms.eaSampleTournament:
+        elif self.name == "sample-tournament":
             keywords.update(rebreed=search.rebreed, race_top=search.race_top, race_seeds=search.race_seeds)
         else:
             keywords["inflight"] = search.inflight
@@ -77,7 +77,7 @@ class Algorithm:
         :param search: a :class:`SearchConfig`.
         :returns: P for NGL, N = 3P/8 for the thesis's Algorithm 1 and its asynchronous variant.
         """
-        if self.function is algorithms.eaNGL:
+        if self.name == "ngl":
             return search.population
         return default_n_parents(search.population)
 
