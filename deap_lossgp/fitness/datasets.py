@@ -30,6 +30,7 @@ once, on first use).
 import dataclasses
 import functools
 import gzip
+import hashlib
 import io
 import os
 import pickle
@@ -52,6 +53,7 @@ __all__ = [
     "load_fashion_mnist",
     "read_cifar_batch",
     "read_idx",
+    "fingerprint_arrays",
 ]
 
 #: Seed of the fixed held-out test split of datasets that have no standard one.
@@ -189,6 +191,41 @@ class TaskData:
     def input_shape(self):
         """Shape of one image, ``(height, width, channels)``."""
         return tuple(self.x_train.shape[1:])
+
+    def fingerprint(self):
+        """A hash of exactly what training sees: every split's images and labels.
+
+        It covers the arrays' values, shapes and dtypes, the number of
+        classes and the pixel scale, so any change of the data (a dataset
+        edited under the same name, another split, other label noise) gives
+        another fingerprint.  Computed once per object when its arrays are
+        read-only (as :func:`load_task` returns them).
+
+        :returns: a SHA-256 hex digest.
+        """
+        cached = self.__dict__.get("_fingerprint")
+        if cached is not None:
+            return cached
+        arrays = (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test)
+        value = fingerprint_arrays(*arrays, np.asarray([self.num_classes, self.pixel_max], dtype=np.float64))
+        if not any(array.flags.writeable for array in arrays):
+            # Frozen dataclass: the cache goes into __dict__ directly; writable arrays could change under it.
+            self.__dict__["_fingerprint"] = value
+        return value
+
+
+def fingerprint_arrays(*arrays):
+    """A hash of NumPy arrays: their dtypes, shapes and values, in order.
+
+    :param arrays: numeric arrays.
+    :returns: a SHA-256 hex digest.
+    """
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest.update(array.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
 
 
 def _split(labels, held_out, seed):

@@ -25,7 +25,7 @@ import warnings
 from .devices import allow_memory_growth, pin_gpu
 
 __all__ = ["configure_tensorflow", "configured_threads", "worker_initializer", "auto_threads", "quiet_tensorflow",
-           "import_tensorflow"]
+           "import_tensorflow", "import_keras"]
 
 # Set by quiet_tensorflow(); inherited by worker processes, which then import TensorFlow quietly too.
 _QUIET = "DEAP_LOSSGP_QUIET_TENSORFLOW"
@@ -179,6 +179,19 @@ def import_tensorflow():
     absl.logging.set_verbosity(absl.logging.ERROR)
     tf.get_logger().setLevel("ERROR")
     return tf
+
+
+def import_keras():
+    """Import Keras, with TensorFlow imported first through :func:`import_tensorflow`.
+
+    Importing Keras imports TensorFlow, its backend; this module decides how.
+
+    :returns: the ``keras`` module.
+    """
+    import_tensorflow()
+    import keras
+
+    return keras
 
 
 def _die_with_parent(parent):
