@@ -2,8 +2,10 @@
 
 import os
 import pickle
+import re
 import shutil
 import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -298,3 +300,18 @@ def test_the_console_script_imports_a_builder_from_the_current_directory(tmp_pat
     # The baselines went to the cache under $HOME, named by hashes only.
     stored = list((tmp_path / ".cache" / "deap_lossgp" / "baselines").iterdir())
     assert stored and all(path.name.startswith("ce-") for path in stored)
+
+
+@pytest.mark.slow
+def test_the_docs_example_shows_every_way_in(tmp_path):
+    example = os.path.join(ROOT, "docs", "examples", "your_data.py")
+    result = subprocess.run([sys.executable, example], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = dict(line.split(":", 1) for line in result.stdout.splitlines())
+    assert "float32 pixels 0..1" in lines["arrays"] and "'stratified': True" in lines["arrays"]
+    assert re.fullmatch(r" digits-[0-9a-f]{12} test images: 397", lines["npz"])
+    assert re.fullmatch(r" digit_images-[0-9a-f]{12}-noise0.2-n200 classes: 10", lines["folder"])
+    # Cross-entropy written as a tree matches the baseline trained with Keras's cross-entropy.
+    assert lines["cross-entropy as a tree"].endswith("improvement +0.000")
+    assert result.stderr == ""
