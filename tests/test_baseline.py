@@ -124,7 +124,8 @@ def test_a_registered_model_replaced_under_its_name_is_fingerprinted_again(monke
 
     def narrow(input_shape, num_classes):
         inputs = keras.Input(shape=input_shape)
-        return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(keras.layers.Flatten()(inputs)))
+        outputs = keras.layers.Dense(num_classes, activation="softmax")(keras.layers.Flatten()(inputs))
+        return keras.Model(inputs, outputs)
 
     def wide(input_shape, num_classes):
         inputs = keras.Input(shape=input_shape)

@@ -126,7 +126,7 @@ def test_bad_arrays_are_refused_with_the_fix(change, message):
 
 def test_bad_test_splits_and_class_counts_are_refused():
     x, y = _arrays()
-    with pytest.raises(ValueError, match="labels out of range: found class 2 with num_classes=2; labels must lie in 0..1"):
+    with pytest.raises(ValueError, match="out of range: found class 2 with num_classes=2; labels must lie in 0..1"):
         register_arrays("bad", x, y, num_classes=2)
     with pytest.raises(ValueError, match="give both x_test and y_test, or neither"):
         register_arrays("bad", x, y, x_test=x)
@@ -181,8 +181,21 @@ def test_a_path_task_is_read_again_in_a_new_process_and_refused_if_the_data_chan
     resumed = TaskSpec.from_value(stored)
     assert resumed == task
     np.savez(path, x_train=x[::-1], y_train=y[::-1])
-    with pytest.raises(ValueError, match="changed since dataset 'mine-[0-9a-f]{12}' was made from it; put the original"):
+    with pytest.raises(ValueError, match="changed since dataset 'mine-[0-9a-f]{12}' was made from it; put the"):
         load_task(resumed)
+
+
+def test_a_spawned_worker_reads_a_path_task(tmp_path):
+    import concurrent.futures
+    import multiprocessing
+
+    x, y = _arrays()
+    np.savez(tmp_path / "mine.npz", x_train=x, y_train=y)
+    task = task_from_path(tmp_path / "mine.npz")
+    # A worker of the process pool: a fresh interpreter that was never told about the dataset.
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        shipped = pool.submit(load_task, task).result(timeout=300)
+    np.testing.assert_array_equal(shipped.x_train, load_task(task).x_train)
 
 
 def test_a_builtin_task_stores_no_path():

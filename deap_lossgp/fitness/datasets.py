@@ -146,6 +146,8 @@ class TaskSpec:
 
     def __post_init__(self):
         if self.path is not None:
+            if not isinstance(self.path, (str, os.PathLike)):
+                raise ValueError(f"a task's path is a file or folder name, got {self.path!r}")
             path = os.path.abspath(os.path.expanduser(os.fspath(self.path)))
             object.__setattr__(self, "path", path)
             if isinstance(self.dataset, str):
@@ -697,7 +699,8 @@ def dataset_from_arrays(name, x_train, y_train, x_test=None, y_test=None, num_cl
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     elif largest >= num_classes or width > num_classes:
         raise ValueError(f"labels out of range: found class {max(largest, width - 1)} with num_classes="
-                         f"{num_classes}; labels must lie in 0..{num_classes - 1} (raise num_classes or fix the labels)")
+                         f"{num_classes}; labels must lie in 0..{num_classes - 1} (raise num_classes or fix the "
+                         "labels)")
     split = None
     if x_test is None:
         if not 0.0 < test_fraction < 1.0:
@@ -825,8 +828,9 @@ def _read_class_folders(folder, classes=None):
 
     names = _class_folders(folder)
     if not names:
+        example = ", ".join(os.path.join(folder, name, "1.png") for name in ("cat", "dog"))
         raise ValueError(f"{folder} has no class subfolders; put each class's images in a subfolder named after "
-                         f"the class ({os.path.join(folder, 'cat', '1.png')}, {os.path.join(folder, 'dog', '2.png')}, ...)")
+                         f"the class ({example}, ...)")
     classes = names if classes is None else classes
     unknown = sorted(set(names) - set(classes))
     if unknown:
