@@ -289,9 +289,13 @@ def test_a_folder_task_trains(tmp_path):
 
 def test_a_missing_builder_module_says_where_it_was_looked_for(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the current directory, once searched, stays on the path
     with pytest.raises(ValueError, match=r"No module named 'not_here_xyz' \(not installed, not in .*\); run from "
                                          r"the folder holding not_here_xyz.py or add its folder to PYTHONPATH"):
         get_model_builder("not_here_xyz:build")
+    (tmp_path / "needs_more_xyz.py").write_text("import missing_dependency_xyz\n")
+    with pytest.raises(ValueError, match=r"No module named 'missing_dependency_xyz'$"):
+        get_model_builder("needs_more_xyz:build")
 
 
 @pytest.mark.slow

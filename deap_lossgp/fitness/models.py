@@ -186,9 +186,12 @@ def get_model_builder(name):
         try:
             builder = getattr(_import_module(module_name), attribute)
         except ModuleNotFoundError as error:
+            top = module_name.split(".")[0]
+            if error.name != top:  # the module was found; something it imports was not
+                raise ValueError(f"cannot import model builder {name!r}: {error}") from None
             raise ValueError(f"cannot import model builder {name!r}: {error} (not installed, not in "
-                             f"{os.getcwd()}); run from the folder holding {module_name.split('.')[0]}.py or add "
-                             "its folder to PYTHONPATH") from None
+                             f"{os.getcwd()}); run from the folder holding {top}.py or add its folder to "
+                             "PYTHONPATH") from None
         except (ImportError, AttributeError) as error:
             raise ValueError(f"cannot import model builder {name!r}: {error}") from None
         if callable(builder):
