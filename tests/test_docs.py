@@ -24,7 +24,7 @@ DOCS = ROOT / "docs"
 EXAMPLES = sorted((DOCS / "examples").glob("*.py"))
 PAGES = sorted(DOCS.glob("*.rst"))
 # Examples that train networks take longer than ~10 s.
-SLOW_EXAMPLES = {"compile_loss.py", "expression_tools.py", "metric_failure.py", "read_run_directory.py",
+SLOW_EXAMPLES = {"your_data.py", "compile_loss.py", "expression_tools.py", "metric_failure.py", "read_run_directory.py",
                  "hall_of_fame.py", "repeat_evaluation.py"}
 
 

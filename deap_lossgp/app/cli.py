@@ -74,6 +74,9 @@ def _add_preset_arguments(parser):
         "--set", dest="overrides", action="append", type=_parse_assignment, default=[], metavar="FIELD=VALUE",
         help="override any preset field, e.g. --set metric=accuracy --set batch_size=32 (repeatable)",
     )
+    parser.add_argument("--data", action="append", default=[], metavar="PATH",
+                        help="your own task: a .npz file (x_train, y_train, optional x_test, y_test) or a folder "
+                             "of class subfolders of images; repeat for several tasks (replaces the preset's)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -193,6 +196,11 @@ def _overrides(args):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
+    if getattr(args, "data", None):
+        from ..fitness.datasets import task_from_path
+
+        # Dicts, not TaskSpecs: the overrides are stored in config.json as they are.
+        overrides["tasks"] = [task_from_path(path).to_dict() for path in args.data]
     return overrides
 
 
@@ -575,10 +583,10 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     try:
-        if args.command in _TRAINING_COMMANDS and not args.verbose:
-            from ..fitness.runtime import quiet_tensorflow
+        if args.command in _TRAINING_COMMANDS:
+            from ..fitness.runtime import quiet_tensorflow, verbose_tensorflow
 
-            quiet_tensorflow()
+            verbose_tensorflow() if args.verbose else quiet_tensorflow()
         with _one_line_warnings(args.command), _sigterm_as_interrupt():
             status = _COMMANDS[args.command](args)
     except (CommandError, CheckpointError, ValueError, RunLockedError) as error:

@@ -21,13 +21,15 @@ from .datasets import (
     TaskSpec,
     load_dataset,
     load_task,
+    register_arrays,
     register_dataset,
+    task_from_path,
 )
 from .evaluator import LossFitness
 from .compare import METRIC_FIELDS, compare_with_ce, format_comparison
 from .models import MODELS, build_model, get_model_builder, register_model
 from .scoring import AVERAGING, METRICS, WORST_FITNESS, aggregate, improvement, score
-from .runtime import configure_tensorflow, quiet_tensorflow
+from .runtime import configure_tensorflow, quiet_tensorflow, verbose_tensorflow
 from .training import STOP_REASONS, is_hopeless, train_model, train_tasks
 
 __all__ = [
@@ -59,6 +61,9 @@ __all__ = [
     "STOP_REASONS",
     "configure_tensorflow",
     "quiet_tensorflow",
+    "verbose_tensorflow",
+    "register_arrays",
+    "task_from_path",
     "train_model",
     "train_tasks",
     "is_hopeless",

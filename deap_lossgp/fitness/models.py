@@ -5,7 +5,10 @@ returning a fresh, uncompiled model whose output is a softmax over
 ``num_classes`` (evolved losses read probabilities).  Input images arrive
 scaled to ``[0, 1]``.  Builders are looked up by name in :data:`MODELS`, or
 given as ``"package.module:function"``, which every worker process can import
-(use that form for your own models in parallel searches).
+(use that form for your own models in parallel searches).  A module that is
+not installed is also looked for in the current directory, as ``python -m``
+and ``python script.py`` would find it, also under the ``deap-lossgp``
+command.
 
 :func:`build_model` can put an input pipeline in front of any builder:
 seeded augmentation and upsampling, as Keras layers inside the model, so they
@@ -16,7 +19,11 @@ run on the GPU with the model (NGL's pipeline for InceptionV3).  Under the
 
 import importlib
 import math
+import os
 import re
+import sys
+
+from .runtime import import_keras
 
 __all__ = [
     "NGL_AUGMENTATION",
@@ -48,7 +55,7 @@ def small_cnn(input_shape, num_classes):
     :param num_classes: number of output classes.
     :returns: an uncompiled :class:`keras.Model`.
     """
-    import keras
+    keras = import_keras()
     from keras import layers
 
     inputs = keras.Input(shape=tuple(input_shape))
@@ -82,7 +89,7 @@ def inception_v3(input_shape, num_classes):
     :returns: an uncompiled :class:`keras.Model`.
     :raises ValueError: for other channel counts.
     """
-    import keras
+    keras = import_keras()
     from keras import layers
 
     height, width, channels = input_shape
@@ -177,7 +184,14 @@ def get_model_builder(name):
     if isinstance(name, str) and ":" in name:
         module_name, _, attribute = name.partition(":")
         try:
-            builder = getattr(importlib.import_module(module_name), attribute)
+            builder = getattr(_import_module(module_name), attribute)
+        except ModuleNotFoundError as error:
+            top = module_name.split(".")[0]
+            if error.name != top:  # the module was found; something it imports was not
+                raise ValueError(f"cannot import model builder {name!r}: {error}") from None
+            raise ValueError(f"cannot import model builder {name!r}: {error} (not installed, not in "
+                             f"{os.getcwd()}); run from the folder holding {top}.py or add its folder to "
+                             "PYTHONPATH") from None
         except (ImportError, AttributeError) as error:
             raise ValueError(f"cannot import model builder {name!r}: {error}") from None
         if callable(builder):
@@ -185,6 +199,21 @@ def get_model_builder(name):
     raise ValueError(
         f"unknown model {name!r}; choose from {', '.join(sorted(MODELS))} or give 'package.module:function'"
     )
+
+
+def _import_module(module_name):
+    """Import a module, looking in the current directory too when it is not found otherwise."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        here = os.getcwd()
+        searched = {os.path.abspath(entry or os.curdir) for entry in sys.path if isinstance(entry, str)}
+        if error.name != module_name.split(".")[0] or here in searched:
+            raise
+        # Console scripts put their own bin/ folder first on sys.path, not the current directory as
+        # `python -m` does; it stays on the path (last, so installed modules win) for the module's own imports.
+        sys.path.append(here)
+        return importlib.import_module(module_name)
 
 
 def build_model(name, input_shape, num_classes, upsample=1, augment=False, seed=0):
@@ -208,7 +237,7 @@ def build_model(name, input_shape, num_classes, upsample=1, augment=False, seed=
     :param seed: seed of the augmentation layers.
     :returns: an uncompiled :class:`keras.Model`.
     """
-    import keras
+    keras = import_keras()
     from keras import layers
 
     builder = get_model_builder(name)

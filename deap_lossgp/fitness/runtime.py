@@ -7,10 +7,15 @@ its first operation.  Everything that trains goes through
 Importing this module does not import TensorFlow.
 
 TensorFlow's own log lines (C++ ``I0000 ... port.cc] oneDNN custom operations
-are on...`` at import, Python ``absl`` warnings) are kept out of the output
-once :func:`quiet_tensorflow` ran: the command line calls it unless given
-``--verbose`` or a ``TF_CPP_MIN_LOG_LEVEL`` of the user's, and worker
-processes inherit the choice through the environment.
+are on...`` at import, ``E0000 ... failed call to cuInit`` on a machine
+without a GPU, Python ``absl`` warnings) are kept out of the output by
+default: the library imports TensorFlow (and Keras) only through
+:func:`import_tensorflow` and :func:`import_keras`, which import it quietly,
+so a script using the library prints none of them without calling anything.
+Worker processes inherit the choice through the environment.  To see them,
+set ``DEAP_LOSSGP_VERBOSE=1`` or call :func:`verbose_tensorflow` before the
+first training (the command line's ``--verbose``); a ``TF_CPP_MIN_LOG_LEVEL``
+of your own is respected as it is.
 """
 
 import os
@@ -25,10 +30,12 @@ import warnings
 from .devices import allow_memory_growth, pin_gpu
 
 __all__ = ["configure_tensorflow", "configured_threads", "worker_initializer", "auto_threads", "quiet_tensorflow",
-           "import_tensorflow"]
+           "verbose_tensorflow", "import_tensorflow", "import_keras"]
 
-# Set by quiet_tensorflow(); inherited by worker processes, which then import TensorFlow quietly too.
+# Set once this process imports TensorFlow quietly; inherited by worker processes, which then do too.
 _QUIET = "DEAP_LOSSGP_QUIET_TENSORFLOW"
+# The user's opt-out: TensorFlow's log lines are shown.
+_VERBOSE = "DEAP_LOSSGP_VERBOSE"
 # TensorFlow's informational lines at import: absl's INFO/WARNING lines, their notice and continuation.
 _IMPORT_NOISE = re.compile(r"^([IW]\d{4} \S+ +\d+ \S+:\d+\] |WARNING: All log messages before absl"
                            r"|To enable the following instructions)")
@@ -123,6 +130,14 @@ def worker_initializer(tf_threads, parent=None):
     configure_tensorflow(tf_threads)
 
 
+def _quiet_wanted():
+    """Whether TensorFlow is to be imported quietly (see the module's description)."""
+    if os.environ.get(_VERBOSE, "").strip().lower() not in ("", "0", "false", "no"):
+        return False
+    # Our own setting, inherited or set here, is not the user's.
+    return os.environ.get(_QUIET) == "1" or "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+
+
 def quiet_tensorflow():
     """Keep TensorFlow's log lines out of this process and the processes it starts.
 
@@ -131,34 +146,54 @@ def quiet_tensorflow():
     on every machine without a GPU; real failures still raise in Python) and
     imports TensorFlow with its import-time notices dropped (they are written
     before that setting applies).  Numerics are unchanged: oneDNN stays on.
-    Does nothing when the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves, so
-    their choice wins, or when TensorFlow was imported already.
+    The library's own first import of TensorFlow does this anyway
+    (:func:`import_tensorflow`); calling it imports TensorFlow now.  Does
+    nothing when the user set ``TF_CPP_MIN_LOG_LEVEL`` or
+    ``DEAP_LOSSGP_VERBOSE=1`` themselves, so their choice wins, or when
+    TensorFlow was imported already by other code.
 
     :returns: ``True`` if TensorFlow is quiet from now on.
     """
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ and _QUIET not in os.environ:
+    if not _quiet_wanted() or ("tensorflow" in sys.modules and _QUIET not in os.environ):
         return False
-    if "tensorflow" in sys.modules and _QUIET not in os.environ:
-        return False
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    os.environ[_QUIET] = "1"
     import_tensorflow()
     return True
 
 
-def import_tensorflow():
-    """Import TensorFlow, quietly when :func:`quiet_tensorflow` asked for it.
+def verbose_tensorflow():
+    """Show TensorFlow's log lines in this process and the processes it starts.
 
-    Only TensorFlow's informational lines are dropped; anything else it
-    writes to the standard error while importing (an error, a warning of
-    another library) is written through.
+    Sets ``DEAP_LOSSGP_VERBOSE=1``, the opt-out from the quiet default.
+    Call it before the first training (TensorFlow's import decides).
+
+    :returns: ``True`` if TensorFlow's lines will be shown, ``False`` if it
+              was already imported quietly.
+    """
+    os.environ[_VERBOSE] = "1"
+    if "tensorflow" in sys.modules:
+        return _QUIET not in os.environ
+    os.environ.pop(_QUIET, None)
+    return True
+
+
+def import_tensorflow():
+    """Import TensorFlow, quietly unless the user asked for its log lines.
+
+    Quiet (the default) means ``TF_CPP_MIN_LOG_LEVEL=3`` for this process and
+    the ones it starts, and TensorFlow's informational import-time lines
+    dropped; anything else it writes to the standard error while importing
+    (an error, a warning of another library) is written through.  Shown as
+    TensorFlow writes them with ``DEAP_LOSSGP_VERBOSE=1``
+    (:func:`verbose_tensorflow`) or a ``TF_CPP_MIN_LOG_LEVEL`` of the user's.
 
     :returns: the ``tensorflow`` module.
     """
-    if "tensorflow" in sys.modules or os.environ.get(_QUIET) != "1":
+    if "tensorflow" in sys.modules or not _quiet_wanted():
         import tensorflow as tf
 
         return tf
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ[_QUIET] = "1"
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as captured:
@@ -179,6 +214,19 @@ def import_tensorflow():
     absl.logging.set_verbosity(absl.logging.ERROR)
     tf.get_logger().setLevel("ERROR")
     return tf
+
+
+def import_keras():
+    """Import Keras, with TensorFlow imported first through :func:`import_tensorflow`.
+
+    Importing Keras imports TensorFlow, its backend; this module decides how.
+
+    :returns: the ``keras`` module.
+    """
+    import_tensorflow()
+    import keras
+
+    return keras
 
 
 def _die_with_parent(parent):

@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from .models import build_model
+from .runtime import import_keras
 
 __all__ = [
     "STOP_REASONS",
@@ -52,7 +53,7 @@ def seeded(seed):
     :param seed: the seed for :func:`keras.utils.set_random_seed`.
     :returns: a context manager.
     """
-    import keras
+    keras = import_keras()
 
     python_state = random.getstate()
     numpy_state = np.random.get_state()
@@ -319,7 +320,7 @@ def train_tasks(
               ``stop_detail`` and, if asked, ``test_loss``, ``test_accuracy``,
               ``test_ce``.
     """
-    import keras
+    keras = import_keras()
 
     chance_afters = list(chance_after) if isinstance(chance_after, (list, tuple)) else [chance_after] * len(tasks)
     if len(chance_afters) != len(tasks):

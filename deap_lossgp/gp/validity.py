@@ -98,6 +98,13 @@ def _finite(*arrays):
 
 def _trainability(program):
     """``None`` if Adam on the logits learns with the loss on every screen batch, else why not."""
+    # Huge but finite gradients overflow Adam's second moment to inf (the step then shrinks to 0), and a
+    # non-finite gradient is caught at the next step: expected here, so NumPy need not warn about it.
+    with numpy.errstate(over="ignore", invalid="ignore"):
+        return _adam_on_logits(program)
+
+
+def _adam_on_logits(program):
     for y_true, logits, labels in _SCREEN_BATCHES:
         logits = logits.copy()
         first = second = numpy.zeros_like(logits)
