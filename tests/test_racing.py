@@ -245,3 +245,35 @@ def test_a_run_ends_with_the_confirmed_ranking_and_its_verdict(tmp_path, capsys)
     records = [json.loads(line) for line in (output / "evaluations.jsonl").read_text().splitlines()]
     raced = [r for r in records if r.get("replicate", 0) > 0]
     assert raced and all(r["seed"] == r["replicate"] for r in raced)  # training seed 0 + replicate
+
+
+SCOOP_RACE = """
+import json, sys
+from deap_lossgp.search.parallel import get_map
+from test_racing import _search, comparable
+
+if __name__ == "__main__":
+    with get_map("scoop") as smap:
+        population, logbook = _search(11, rebreed=20, race_top=3, race_seeds=3, map_=smap)
+    with open(sys.argv[1], "w") as stream:
+        json.dump([comparable(logbook), [(str(i), list(i.fitness.values)) for i in population]], stream)
+"""
+
+
+@pytest.mark.slow
+def test_racing_under_scoop_is_the_serial_search(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    script, output = tmp_path / "scoop_race.py", tmp_path / "out.json"
+    script.write_text(SCOOP_RACE)
+    tests = str(pathlib.Path(__file__).parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+    completed = subprocess.run([sys.executable, "-m", "scoop", "-n", "2", str(script), str(output)], env=env,
+                               cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    population, logbook = _search(11, rebreed=20, race_top=3, race_seeds=3)
+    expected = [comparable(logbook), [(str(i), list(i.fitness.values)) for i in population]]
+    assert json.loads(output.read_text()) == json.loads(json.dumps(expected))
