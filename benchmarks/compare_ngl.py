@@ -5,8 +5,9 @@ accepted here::
 
     python benchmarks/compare_ngl.py --seeds 5 --output quick-benchmark
 
-The committed results are in ``benchmarks/results/quick-screened/`` (the default
-validity rule) and ``benchmarks/results/quick-thesis/`` (``--set validity=thesis``).
+The committed results are in ``benchmarks/results/quick-arms/`` (the three arms
+of this version); ``benchmarks/results/quick-screened/`` and ``quick-thesis/``
+hold the two-algorithm comparison of version 0.1.
 """
 
 import sys
