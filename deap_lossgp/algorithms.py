@@ -245,6 +245,8 @@ def eaNGL(population, toolbox, ngen, cxpb_archive=0.5, mutpb_subtree=0.3, mutpb_
     :param verbose: Whether or not to log the statistics.
     :param checkpoint: A file path, optional; see :func:`eaSampleTournament`.
                        The archive is saved too.
+    :param on_generation: Called after each generation's checkpoint, as
+                          for :func:`eaSampleTournament`.
     :returns: The final population
     :returns: A :class:`~deap.tools.Logbook` with the statistics of the
               evolution
@@ -365,6 +367,8 @@ def eaAsyncSampleTournament(population, toolbox, ngen, n_parents=None, mutpb_sub
     :param checkpoint: A file path, optional; see :func:`eaSampleTournament`.
                        The children being evaluated are saved too, and
                        evaluated again on resume.
+    :param on_generation: Called after each generation's checkpoint, as
+                          for :func:`eaSampleTournament`.
     :returns: The final population
     :returns: A :class:`~deap.tools.Logbook` with the statistics of the
               evolution (one record per *n_parents* children)

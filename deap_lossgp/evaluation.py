@@ -40,10 +40,19 @@ class Executor(typing.Protocol):
     workers: int
 
     def submit(self, function, item):
-        """Start ``function(item)``; return a future with ``result()``, ``cancel()`` and ``cancelled()``."""
+        """Start ``function(item)``.
+
+        :param function: a picklable function.
+        :param item: its argument.
+        :returns: a future with ``result()``, ``cancel()`` and ``cancelled()``.
+        """
 
     def first_completed(self, futures):
-        """Wait until one of *futures* has finished and return it."""
+        """Wait until one of *futures* has finished.
+
+        :param futures: futures from :meth:`submit`, none returned by this method before.
+        :returns: a finished future among them.
+        """
 
 
 class WorkUnits(typing.Protocol):
@@ -53,10 +62,18 @@ class WorkUnits(typing.Protocol):
     units: list
 
     def stops(self, result):
-        """Whether a unit's result makes the units after it useless."""
+        """Whether a unit's result makes the units after it useless.
+
+        :param result: what a unit returned.
+        :returns: ``True`` to drop the units after it.
+        """
 
     def assemble(self, results):
-        """The fitness from the units' results (``None`` for a unit that did not run)."""
+        """The evaluation's result from its units' results.
+
+        :param results: one per unit, in order; ``None`` for a unit that did not run.
+        :returns: the fitness (or, for a confirmation, the whole record).
+        """
 
 
 def _unwrap(function):
@@ -342,7 +359,11 @@ class Evaluation:
         return kinds.count("evaluated"), kinds.count("cached"), kinds.count("rejected")
 
     def key(self, individual):
-        """The cache key of *individual* (a fresh object without ``toolbox.key``)."""
+        """The cache key of an individual.
+
+        :param individual: an individual.
+        :returns: ``toolbox.key(individual)``, or a fresh object without ``toolbox.key``.
+        """
         return self._key(individual) if self._key else object()
 
     def seeds(self, individual):

@@ -153,6 +153,8 @@ def docstring_problems(name, obj):
         parameters = inspect.signature(obj).parameters.values()
     except ValueError:  # exception classes: no signature of their own
         parameters = []
+    if getattr(obj, "_is_protocol", False):
+        parameters = []  # a typing.Protocol is a contract, never instantiated
     for parameter in parameters:
         if parameter.name not in ("self", "cls") and parameter.kind is not parameter.VAR_POSITIONAL:
             if f":param {parameter.name}:" not in doc:
