@@ -64,6 +64,7 @@ from .search.toolbox import FitnessLoss, LossIndividual, make_toolbox
 from ._version import __version__
 
 __all__ = [
+    "__version__",
     "make_pset",
     "compile_loss",
     "from_string",

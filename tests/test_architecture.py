@@ -117,38 +117,3 @@ def test_fixed_seed_evolve_matches_the_stored_reference(tmp_path):
     assert [{c: row[c] for c in columns} for row in rows] == REFERENCE["logbook"]
     best = json.loads((output / "best.json").read_text())
     assert best["expression"] == REFERENCE["best"] and best["fitness"] == REFERENCE["fitness"]
-
-
-@pytest.mark.slow
-def test_the_deap_user_script_runs_without_warnings():
-    # README's own-script wiring, made tiny; no Python warning may be printed.
-    script = """
-import random
-from deap import base, creator, gp, tools
-from deap_lossgp import (LossFitness, add_bloat_limits, cxNewRandomParent, eaSampleTournament, initValid,
-                         make_pset, mutOnePoint, selSampleTournament)
-
-pset = make_pset()
-creator.create("FitnessLoss", base.Fitness, weights=(1.0, 1.0))
-creator.create("Individual", gp.PrimitiveTree, fitness=creator.FitnessLoss)
-toolbox = base.Toolbox()
-toolbox.register("expr", gp.genHalfAndHalf, pset=pset, min_=2, max_=6)
-toolbox.register("individual", initValid, creator.Individual, toolbox.expr)
-toolbox.register("population", tools.initRepeat, list, toolbox.individual)
-toolbox.register("select", selSampleTournament)
-toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.5)
-toolbox.register("expr_mut", gp.genFull, min_=0, max_=2)
-toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
-toolbox.register("mutate_point", mutOnePoint, pset=pset)
-fitness = LossFitness(preset="quick", epochs=1, tasks=["digits"], max_train_samples=100)
-toolbox.register("evaluate", fitness)
-toolbox.register("key", fitness.key)
-toolbox.register("screen", fitness.screen)
-add_bloat_limits(toolbox, max_height=17, max_size=60)
-random.seed(0)
-population, logbook = eaSampleTournament(toolbox.population(n=4), toolbox, ngen=1, verbose=False)
-print(logbook.select("nevals"))
-"""
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Warning" not in result.stderr, result.stderr[-3000:]

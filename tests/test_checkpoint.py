@@ -17,7 +17,7 @@ from deap import tools
 from deap_lossgp.algorithms import eaNGL, eaSampleTournament
 from deap_lossgp.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-from test_algorithms import CachingFitness, build_toolbox, comparable, make_stats
+from conftest import CachingFitness, build_toolbox, comparable, make_stats
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -157,7 +157,7 @@ SCRIPT = textwrap.dedent("""
     import json, random, sys, time
     from deap import tools
     from deap_lossgp.algorithms import eaNGL, eaSampleTournament
-    from test_algorithms import CachingFitness, build_toolbox, comparable, make_stats
+    from conftest import CachingFitness, build_toolbox, comparable, make_stats
 
     class SlowFitness(CachingFitness):
         def __call__(self, individual):

@@ -62,7 +62,9 @@ def test_evolve_writes_a_complete_run_directory_then_show_export_resume(tmp_path
     assert logbook[0].startswith("gen,nevals,nrejected,ncached") and len(logbook) == 3  # header + generations 0 and 1
 
     assert main(["export", str(run_dir), "--format", "py", "--output", str(tmp_path / "loss.py")]) == 0
-    assert "class" in (tmp_path / "loss.py").read_text() or "EvolvedLoss" in (tmp_path / "loss.py").read_text()
+    exported = (tmp_path / "loss.py").read_text()
+    compile(exported, "loss.py", "exec")  # a valid module
+    assert "class EvolvedLoss" in exported and best["expression"] in exported
     assert main(["export", str(run_dir), "--format", "latex"]) == 0
     assert main(["show", str(run_dir)]) == 0
     # Resuming a finished run does no new evaluation and gives the same best.

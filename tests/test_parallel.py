@@ -17,7 +17,7 @@ from deap_lossgp.gp.expression import from_string
 from deap_lossgp.search.parallel import ProcessMap, SerialMap, get_map, portable
 from deap_lossgp.gp.primitives import make_pset
 
-from test_algorithms import (
+from conftest import (
     CachingFitness,
     build_toolbox,
     cheap_fitness,
@@ -147,7 +147,7 @@ SCOOP_SCRIPT = textwrap.dedent("""
     from deap import tools
     from deap_lossgp.algorithms import eaNGL, eaSampleTournament
     from deap_lossgp.search.parallel import get_map
-    from test_algorithms import build_toolbox, comparable, make_stats
+    from conftest import build_toolbox, comparable, make_stats
     from test_parallel import RudeCachingFitness
 
     def main():

@@ -17,7 +17,7 @@ from deap_lossgp.fitness.compare import paired_interval
 from deap_lossgp.gp.expression import canonical_key
 from deap_lossgp.search.parallel import get_map
 
-from test_algorithms import build_toolbox, cheap_fitness, comparable, make_stats
+from conftest import build_toolbox, cheap_fitness, comparable, make_stats
 
 creator.create("FitnessRace", base.Fitness, weights=(1.0, 1.0))
 creator.create("IndividualRace", gp.PrimitiveTree, fitness=creator.FitnessRace)

@@ -26,7 +26,7 @@ from deap_lossgp.fitness.config import FitnessConfig
 from deap_lossgp.search.driver import make_config
 from deap_lossgp.search.rundir import RecordReplay, RunDirectory, RunLockedError, read_records
 
-from test_algorithms import CachingFitness, build_toolbox, comparable, make_stats
+from conftest import CachingFitness, build_toolbox, comparable, make_stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

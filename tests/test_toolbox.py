@@ -18,7 +18,7 @@ from deap_lossgp.gp.validity import check_validity
 from deap_lossgp.search.presets import SearchConfig, get_preset
 from deap_lossgp.search.toolbox import FitnessLoss, LossIndividual, make_toolbox
 
-from test_algorithms import cheap_fitness
+from conftest import cheap_fitness
 
 FAST_CHECK = functools.partial(check_validity, rule="screened")
 

@@ -29,7 +29,7 @@ from deap_lossgp.gp.expression import evaluate_numpy, from_string, probe_batch
 from deap_lossgp.gp.primitives import make_pset
 from deap_lossgp.search.parallel import SerialFuture, SerialMap, get_map
 
-from test_algorithms import build_toolbox, comparable, make_stats, quick_fitness  # noqa: F401  (a fixture)
+from conftest import build_toolbox, comparable, make_stats
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 # Three "tasks": probe batches the cheap fitness ranks like cross-entropy.
