@@ -14,14 +14,25 @@ the string ``"-inf"`` (``"inf"``, ``"nan"``), which ``float()`` and
 import dataclasses
 import json
 import math
+import os
 import warnings
 
-__all__ = ["check_int", "check_probability", "check_positive", "check_identifier", "from_dict", "Settings",
+__all__ = ["LIMITS", "check_int", "check_probability", "check_positive", "check_identifier", "from_dict", "Settings",
            "deprecated_alias", "json_safe", "json_dumps", "json_loads"]
 
 
+#: Upper bounds of the settings that size a search, checked before anything
+#: is built (a typo such as ``population: 1000000000`` would otherwise build
+#: and screen a billion trees); set the environment variable
+#: ``DEAP_LOSSGP_NO_LIMITS=1`` to lift them.
+LIMITS = {"population": 10_000, "generations": 10_000, "epochs": 10_000, "workers": 1_024, "batch_size": 1_000_000,
+          "max_train_samples": 100_000_000, "hall_of_fame": 10_000, "rebreed": 10_000, "race_top": 10_000,
+          "confirm_top": 10_000}
+
+
 def check_int(name, value, minimum):
-    """Require an integer (not a bool) of at least *minimum*.
+    """Require an integer (not a bool) of at least *minimum*, and at most
+    its :data:`LIMITS` entry when it has one.
 
     :param name: the argument's name, for the message.
     :param value: the value to check.
@@ -30,8 +41,17 @@ def check_int(name, value, minimum):
     :raises ValueError: otherwise.
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {_short(value)}")
+    limit = LIMITS.get(name)
+    if limit is not None and value > limit and not os.environ.get("DEAP_LOSSGP_NO_LIMITS"):
+        raise ValueError(f"{name} must be at most {limit:,}, got {_short(value)}; set DEAP_LOSSGP_NO_LIMITS=1 in the "
+                         "environment if you really need more")
     return value
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def check_probability(name, value):

@@ -88,6 +88,10 @@ class _Parser(argparse.ArgumentParser):
     # Words that are options (or "-"): any other word starting with "-" is an expression.
     _OPTION = re.compile(r"--[A-Za-z][\w-]*(=.*)?|-h|-")
 
+    def error(self, message):
+        """Argument errors as one line (``--help`` gives the rest), exit status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
     def parse_known_args(self, args=None, namespace=None):
         args = list(sys.argv[1:] if args is None else args)
         if args[:1] == ["evaluate"]:

@@ -204,6 +204,8 @@ class TaskSpec:
             unknown = sorted(set(value) - fields)
             if unknown:
                 raise ValueError(f"unknown task field(s) {unknown}; valid fields: {', '.join(sorted(fields))}")
+            if "dataset" not in value:
+                raise ValueError(f"a task dict needs a 'dataset', got {value!r}; e.g. {{\"dataset\": \"digits\"}}")
             return cls(**value)
         raise ValueError(f"a task is a dataset name, a dict or a TaskSpec, got {value!r}")
 

@@ -19,6 +19,7 @@ import numpy
 
 from .. import algorithms
 from .._version import environment
+from ..checks import check_int
 from ..algorithms import default_n_parents
 from ..fitness.config import FitnessConfig
 from ..fitness.models import get_model_builder
@@ -116,8 +117,8 @@ def make_config(preset="quick", algorithm="sample-tournament", search_seed=0, ba
         raise ValueError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if workers is not None:
+        check_int("workers", workers, 1)
     _check_seed(search_seed)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     mode = overrides.pop("mode", None)
