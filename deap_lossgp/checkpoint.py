@@ -137,7 +137,7 @@ def _keep_previous(path):
     os.replace(staged, previous_path(path))
 
 
-def load_checkpoint(path, required=(), fallback=True):
+def load_checkpoint(path, required=(), fallback=True, trust_legacy=False):
     """Read a checkpoint written by :func:`save_checkpoint`.
 
     .. warning::
@@ -153,6 +153,9 @@ def load_checkpoint(path, required=(), fallback=True):
     :param required: keys the state must hold (e.g. ``("logbook",)``).
     :param fallback: when *path* is corrupt, load ``<path>.prev`` instead
                      (if it is intact), with a :class:`RuntimeWarning`.
+    :param trust_legacy: also unpickle a version-1 file, which has no digest
+                         to check (``deap-lossgp resume --trust-checkpoint``
+                         upgrades one); refused otherwise.
     :returns: The state :class:`dict` that was saved.
     :raises CheckpointError: if the file is unreadable, truncated, corrupt
                              (and has no intact previous checkpoint), not a
@@ -162,13 +165,13 @@ def load_checkpoint(path, required=(), fallback=True):
     """
     path = os.fspath(path)
     try:
-        state = _read(path)
+        state = _read(path, trust_legacy)
     except CheckpointError as error:
         previous = previous_path(path)
         if not (fallback and error.corrupt and os.path.exists(previous)):
             raise
         try:
-            state = _read(previous)
+            state = _read(previous, trust_legacy)
         except CheckpointError:
             raise error from None
         warnings.warn(f"{error}; resuming from the previous checkpoint {previous!r} instead (one generation "
@@ -182,7 +185,7 @@ def load_checkpoint(path, required=(), fallback=True):
     return state
 
 
-def _read(path):
+def _read(path, trust_legacy=False):
     """The state stored at *path*, checked against its digest before it is unpickled."""
     try:
         with open(path, "rb") as stream:
@@ -195,6 +198,10 @@ def _read(path):
     fields = header.split()
     if len(fields) != 4 or fields[0] != FORMAT.encode():
         if header.startswith(b"\x80"):
+            if not trust_legacy:
+                raise CheckpointError(f"checkpoint {path!r} has no digest header (version 1, or not ours), so it "
+                                      f"is not unpickled; if you wrote it, upgrade it with 'deap-lossgp resume "
+                                      f"RUN_DIR --trust-checkpoint'", corrupt=True)
             return _read_legacy(path, header + body, fix)
         raise CheckpointError(f"{path!r} is corrupt or not a deap_lossgp checkpoint (no valid header); {fix}",
                               corrupt=True)
@@ -235,8 +242,9 @@ def _unpickle(path, data, fix):
             f"here ({error}); create the same creator classes and primitive set "
             f"before resuming, or start a new run with another checkpoint path"
         ) from error
-    except Exception as error:
-        # Garbled pickles raise a variety of errors (EOFError, UnpicklingError, ValueError, IndexError...).
+    except (Exception, SystemExit) as error:
+        # Garbled pickles raise a variety of errors (EOFError, UnpicklingError, ValueError, IndexError...);
+        # a hostile one may try to end the process.
         raise CheckpointError(f"checkpoint {path!r} is corrupt ({type(error).__name__}: {error}); {fix}",
                               corrupt=True) from error
 

@@ -70,9 +70,29 @@ def test_unusable_files_are_clear_errors(tmp_path, content, message):
     path = tmp_path / "bad.ckpt"
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match=message):
-        load_checkpoint(path)
+        load_checkpoint(path, trust_legacy=True)
     with pytest.raises(ValueError):
+        load_checkpoint(path, trust_legacy=True)
+
+
+class _Exits:
+    def __reduce__(self):
+        import sys
+
+        return sys.exit, (7,)
+
+
+def test_a_file_without_a_digest_header_is_never_unpickled_unless_trusted(tmp_path):
+    path = tmp_path / "old.ckpt"
+    path.write_bytes(pickle.dumps({"format": "deap_lossgp.checkpoint", "version": 1, "state": {"generation": 3}}))
+    with pytest.raises(CheckpointError, match="no digest header.*--trust-checkpoint"):
         load_checkpoint(path)
+    assert load_checkpoint(path, trust_legacy=True) == {"generation": 3}
+    path.write_bytes(pickle.dumps(_Exits()))
+    with pytest.raises(CheckpointError, match="no digest header"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="SystemExit"):  # even trusted, it cannot end the process
+        load_checkpoint(path, trust_legacy=True)
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

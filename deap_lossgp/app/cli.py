@@ -149,6 +149,9 @@ def build_parser():
     resume.add_argument("--trust-model", action="store_true",
                         help="import the model builder that config.json names as package.module:function "
                              "(only for runs you wrote or trust)")
+    resume.add_argument("--trust-checkpoint", action="store_true",
+                        help="load a checkpoint without a digest header (version 0.1), which can run code when "
+                             "unpickled, and rewrite it in the current format (only for runs you wrote)")
 
     evaluate = commands.add_parser("evaluate", help="train with one loss and compare it to cross-entropy",
                                    description="Train with one loss expression and compare it to cross-entropy.")
@@ -245,6 +248,12 @@ def _cmd_resume(args):
     if is_import_path(model) and not args.trust_model:
         raise CommandError(f"{run.config} names the model {model!r}, which resuming would import and run; "
                            f"add --trust-model if you wrote this run or trust its source")
+    if args.trust_checkpoint and run.checkpoint.exists():
+        from ..checkpoint import load_checkpoint, save_checkpoint
+        from ..search.toolbox import make_toolbox
+
+        make_toolbox()  # the classes a checkpoint's individuals need
+        save_checkpoint(run.checkpoint, load_checkpoint(run.checkpoint, trust_legacy=True))
     return _search(args, args.run_dir, config)
 
 
@@ -259,10 +268,22 @@ def _existing_run(path):
 
 
 def _generations_done(run):
-    """How many generations of a run finished (generation 0 included), from its checkpoint."""
-    from ..checkpoint import load_checkpoint
+    """How many generations of a run finished (generation 0 included), from ``logbook.csv`` (never the pickle)."""
+    return len(_logbook_table(run))
 
-    return load_checkpoint(run.checkpoint, required=("generation",))["generation"] if run.checkpoint.exists() else 0
+
+def _logbook_table(run):
+    """The rows of ``logbook.csv`` as strings; none when it does not exist yet."""
+    import csv
+
+    if not run.logbook.exists():
+        return []
+    try:
+        with run.logbook.open(newline="") as stream:
+            return list(csv.DictReader(stream))
+    except (OSError, csv.Error, UnicodeDecodeError) as error:
+        raise CommandError(f"cannot read {run.logbook} ({error}); it is rewritten at the next generation "
+                           f"('deap-lossgp resume {run.path}')") from None
 
 
 def _search(args, run_dir, config):
@@ -488,7 +509,7 @@ def _best_so_far(run, run_dir):
 def _cmd_show(args):
     from ..search.driver import resolve_config
     from ..search.halloffame import format_fitness, read_hall_of_fame
-    from ..search.rundir import describe_statuses, logbook_rows
+    from ..search.rundir import describe_statuses
 
     run = _existing_run(args.run_dir)
     config = run.read_config()
@@ -498,15 +519,12 @@ def _cmd_show(args):
           f"search seed: {config.get('search_seed', config.get('seed'))}  backend: {config['backend']}")
     state = "finished" if done > generations else "running or interrupted ('deap-lossgp resume' continues it)"
     print(f"progress:  {done} of {generations + 1} generations (generation 0 included): {state}")
-    if run.checkpoint.exists():
-        from ..checkpoint import load_checkpoint
-
-        state = load_checkpoint(run.checkpoint, required=("logbook",))
-        rows = logbook_rows(state["logbook"])
+    rows = _logbook_table(run)
+    if rows:
         columns = [*LOG_FIELDS, "wins_max", "improvement_max", "improvement_median"]
         print("".join(f"{c:>19}" for c in columns))
         for row in rows:
-            print("".join(f"{_cell(row.get(c)):>19}" for c in columns))
+            print("".join(f"{_csv_cell(row.get(c)):>19}" for c in columns))
     rows = read_hall_of_fame(run.hall_of_fame)
     if rows:
         print(f"hall of fame ({len(rows)} best distinct losses so far; all columns in {run.hall_of_fame}):")
