@@ -388,30 +388,32 @@ def _untrained_statuses(run):
 
 
 def _cmd_evaluate(args):
-    from ..fitness import LossFitness
     from ..gp.losses import REFERENCE_EXPRESSIONS
 
     expression = REFERENCE_EXPRESSIONS.get(args.expression.strip(), args.expression)
     from ..gp.standalone import parse
 
     parse(expression)  # a malformed expression is an argument error, before any training
-    if args.repeats != 1:
-        return _evaluate_repeats(args, expression)
-    fitness = LossFitness(preset=args.preset, **_overrides(args))
-    record = fitness.evaluate_detailed(expression)
-    if args.json:
-        print(json_dumps(record, indent=2, default=str))
-        return
-    print(format_record(record))
-
-
-def _evaluate_repeats(args, expression):
-    from ..fitness import compare_with_ce, format_comparison
-
     if args.repeats < 1:
         raise CommandError(f"--repeats must be at least 1 (the number of seeds), got {args.repeats}")
-    comparison = compare_with_ce(expression, repeats=args.repeats, preset=args.preset, **_overrides(args))
-    print(json.dumps(comparison, indent=2, default=str) if args.json else format_comparison(comparison))
+    from tqdm.auto import tqdm
+
+    from ..fitness import compare_with_ce, format_comparison
+    from ..search.presets import get_preset
+
+    overrides = _overrides(args)
+    tasks = len(get_preset(args.preset, **overrides).fitness.tasks)
+    with tqdm(total=args.repeats * tasks, desc="trainings", unit="training", disable=args.json,
+              dynamic_ncols=True, leave=False) as bar:
+        comparison = compare_with_ce(expression, repeats=args.repeats, preset=args.preset, progress=bar.update,
+                                     **overrides)
+    if args.json:
+        print(json_dumps(comparison if args.repeats > 1 else comparison["records"][0], indent=2, default=str))
+    elif args.repeats == 1:
+        print(format_record(comparison["records"][0]))
+        print(format_comparison(comparison).splitlines()[-1])
+    else:
+        print(format_comparison(comparison))
 
 
 def format_record(record):
@@ -422,15 +424,15 @@ def format_record(record):
     """
     lines = [f"expression: {record['expression']}"]
     tasks = record.get("tasks") or {}
-    header = (f"{'task':<20}{'acc':>9}{'CE acc':>9}{'own loss':>10}{'xent':>9}{'CE xent':>9}"
+    header = (f"{'task':<20} {'acc':>9} {'CE acc':>9} {'own loss':>10} {'xent':>9} {'CE xent':>9} "
               f"{'improv.':>9}  stop")
     if tasks:
         lines += [header, "-" * len(header)]
     for name, task in tasks.items():
         baseline = task.get("baseline") or {}
         lines.append(
-            f"{name:<20}{_num(task.get('val_accuracy')):>9}{_num(baseline.get('val_accuracy')):>9}"
-            f"{_num(task.get('val_loss')):>10}{_num(task.get('val_ce')):>9}{_num(baseline.get('val_ce')):>9}"
+            f"{name:<20} {_num(task.get('val_accuracy')):>9} {_num(baseline.get('val_accuracy')):>9} "
+            f"{_num(task.get('val_loss')):>10} {_num(task.get('val_ce')):>9} {_num(baseline.get('val_ce')):>9} "
             f"{_num(task.get('improvement')):>9}  {task.get('stop_reason', '')}"
         )
     if tasks:

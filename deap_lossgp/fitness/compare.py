@@ -71,43 +71,61 @@ def _paired_test(differences):
     return float(stats.ttest_1samp(differences, 0.0).pvalue)
 
 
-def compare_with_ce(expression, repeats=5, preset="quick", baseline_dir=None, **overrides):
+def compare_with_ce(expression, repeats=5, preset="quick", baseline_dir=None, progress=None, **overrides):
     """Train with a loss and with cross-entropy under *repeats* paired seeds.
 
     :param expression: the loss: an expression string or a DEAP tree.
-    :param repeats: the number of seeds (>= 1): the configuration's ``seed``
-                    and the next ``repeats - 1`` integers.
+    :param repeats: the number of training seeds (>= 1): the configuration's
+                    ``seed`` and the next ``repeats - 1`` integers, all on the
+                    configuration's data split (replicates 0 to
+                    ``repeats - 1``, as racing trains them).
     :param preset: a preset name or a :class:`~deap_lossgp.fitness.FitnessConfig`.
     :param baseline_dir: where cross-entropy baselines are stored (see
                          :class:`~deap_lossgp.fitness.LossFitness`).
+    :param progress: called with no argument after each training, or ``None``.
     :param overrides: fitness settings to change, e.g. ``epochs=2``.
     :returns: a JSON-ready dict: ``expression``, ``metric``, ``shown``
               (the validation value compared, e.g. ``val_accuracy``),
               ``seeds``, ``records`` (one
               :meth:`~deap_lossgp.fitness.LossFitness.evaluate_detailed`
-              record per seed) and ``tasks``: per task ``candidate`` and
+              record per seed), ``tasks``: per task ``candidate`` and
               ``ce`` (``values``, ``mean``, ``std`` of the shown value),
               ``improvement`` (idem, the paired relative difference under
               the metric, positive = better), ``wins`` (seeds where the
               candidate is better), ``failed`` (seeds where it did not
               train), ``p_value`` (paired t-test; ``None`` for one seed)
-              and ``exceeds_noise`` (``p_value < 0.05``).
+              and ``exceeds_noise`` (``p_value < 0.05``); and ``overall``,
+              the mean over the tasks of the improvement, per seed, with its
+              :func:`paired_interval`, and its ``verdict``: ``better``,
+              ``worse`` (the interval excludes 0) or ``indistinguishable``.
     :raises ValueError: if *repeats* is not a positive integer, or for an
                         unknown preset or setting.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer (the number of seeds), got {repeats!r}")
     config = preset.replace(**overrides) if isinstance(preset, FitnessConfig) else fitness_preset(preset, **overrides)
-    seeds = [config.seed + offset for offset in range(repeats)]
-    records = [LossFitness(preset=config.replace(seed=seed), baseline_dir=baseline_dir).evaluate_detailed(expression)
-               for seed in seeds]
+    fitness = LossFitness(preset=config, baseline_dir=baseline_dir)
+    records = []
+    for replicate in range(repeats):
+        trainings = fitness.split(expression, replicate=replicate)
+        results = []
+        for unit in trainings.units:
+            results.append(unit())
+            if progress is not None:
+                progress()
+            if trainings.stops(results[-1]):
+                break
+        records.append(trainings.assemble_record(results))
+    seeds = [config.seed + replicate for replicate in range(repeats)]
     shown = METRIC_FIELDS[config.metric]
     tasks = {}
+    per_seed = []
     for task in config.resolved_tasks():
         entries = [record["tasks"].get(task.name, {}) for record in records]
         candidate = [entry.get(shown) for entry in entries]
         ce = [(entry.get("baseline") or {}).get(shown) for entry in entries]
         improvements = [entry.get("improvement") for entry in entries]
+        per_seed.append(improvements)
         trained = [value for value in improvements if value is not None and math.isfinite(value)]
         p_value = _paired_test(trained) if len(trained) == len(improvements) else None
         tasks[task.name] = {
@@ -119,8 +137,14 @@ def compare_with_ce(expression, repeats=5, preset="quick", baseline_dir=None, **
             "p_value": p_value,
             "exceeds_noise": p_value is not None and p_value < _LEVEL,
         }
+    overall = [None if None in column else math.fsum(column) / len(column) for column in zip(*per_seed)]
+    interval = paired_interval(overall)
+    if interval["low"] is None:
+        verdict = "unconfirmed"
+    else:
+        verdict = "better" if interval["low"] > 0 else "worse" if interval["high"] < 0 else "indistinguishable"
     return {"expression": records[0]["expression"], "metric": config.metric, "shown": shown, "seeds": seeds,
-            "records": records, "tasks": tasks}
+            "records": records, "tasks": tasks, "overall": dict(interval, verdict=verdict)}
 
 
 def _mean_std(summary, digits=4):
@@ -139,19 +163,35 @@ def format_comparison(comparison):
     shown = comparison["shown"].removeprefix("val_")
     seeds = comparison["seeds"]
     lines = [f"expression: {comparison['expression']}",
-             f"seeds: {', '.join(map(str, seeds))} (candidate and cross-entropy trained under each)"]
-    header = (f"{'task':<20}{'candidate ' + shown:>22}{'cross-entropy ' + shown:>24}"
-              f"{'improvement (paired)':>24}{'wins':>7}{'p':>8}")
+             f"seeds: {', '.join(map(str, seeds))} (candidate and cross-entropy trained under each, on one data "
+             f"split)"]
+    header = (f"{'task':<20} {'candidate ' + shown:>22} {'cross-entropy ' + shown:>24} "
+              f"{'improvement (paired)':>24} {'wins':>7} {'p':>7}")
     lines += [header, "-" * len(header)]
     for name, task in comparison["tasks"].items():
         p_value = "-" if task["p_value"] is None else f"{task['p_value']:.3f}"
-        lines.append(f"{name:<20}{_mean_std(task['candidate']):>22}{_mean_std(task['ce']):>24}"
-                     f"{_mean_std(task['improvement']):>24}{task['wins']:>4}/{len(seeds):<2}{p_value:>8}")
+        lines.append(f"{name:<20} {_mean_std(task['candidate']):>22} {_mean_std(task['ce']):>24} "
+                     f"{_mean_std(task['improvement']):>24} {task['wins']:>4}/{len(seeds):<2} {p_value:>7}")
     lines.append(f"improvement: relative difference in {comparison['metric']} (positive = better than "
                  f"cross-entropy); p: paired t-test over the seeds")
     for name, task in comparison["tasks"].items():
         lines.append(f"{name}: {_verdict(task, len(seeds))}")
+    lines.append(_overall_verdict(comparison["overall"], len(seeds)))
     return "\n".join(lines)
+
+
+def _overall_verdict(overall, repeats):
+    """One line across the tasks: better, worse or not distinguishable from cross-entropy."""
+    if overall["verdict"] == "unconfirmed":
+        if overall["mean"] is None:
+            return "verdict: the candidate did not train on every task and seed"
+        return (f"verdict: one seed, mean improvement over the tasks {overall['mean']:+.4f}; "
+                "use --repeats 5 to tell it from seed noise")
+    interval = f"{overall['mean']:+.4f} [{overall['low']:+.4f}, {overall['high']:+.4f}]"
+    words = {"better": "better than cross-entropy", "worse": "worse than cross-entropy",
+             "indistinguishable": "not distinguishable from cross-entropy"}[overall["verdict"]]
+    return (f"verdict: {words} over {repeats} seeds (mean improvement over the tasks {interval}, "
+            f"95 % t interval paired by seed)")
 
 
 def _verdict(task, repeats):
