@@ -217,6 +217,9 @@ def json_loads(text):
     :param text: the JSON text (``str`` or ``bytes``); the ``-Infinity`` of
                  older, non-strict files is read too.
     :returns: the value, with ``"inf"``, ``"-inf"`` and ``"nan"`` as floats.
-    :raises ValueError: if the text is not JSON.
+    :raises ValueError: if the text is not JSON, or is nested too deeply to read.
     """
-    return _restore(json.loads(text))
+    try:
+        return _restore(json.loads(text))
+    except RecursionError:
+        raise ValueError("it is nested too deeply to read") from None

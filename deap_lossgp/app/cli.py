@@ -605,7 +605,10 @@ def main(argv=None):
     from ..checkpoint import CheckpointError
     from ..search.rundir import RunLockedError
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or an argument error already printed in one line
+        return done.code
     try:
         if args.command in _TRAINING_COMMANDS:
             from ..fitness.runtime import quiet_tensorflow, verbose_tensorflow

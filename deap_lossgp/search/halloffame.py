@@ -131,15 +131,35 @@ def write_hall_of_fame(path, rows):
     return path
 
 
+# The columns every reader of hall_of_fame.csv uses.
+_REQUIRED = ("rank", "wins", "improvement", "size", "height", "expression", "formula")
+
+
 def read_hall_of_fame(path):
     """Read ``hall_of_fame.csv``.
 
     :param path: the file.
     :returns: a list of dicts (strings, as CSV holds them); empty if the
               file does not exist.
+    :raises ValueError: if it is not a table of the columns this module writes.
     """
     path = pathlib.Path(path)
     if not path.exists():
         return []
-    with path.open(newline="") as stream:
-        return list(csv.DictReader(stream))
+    fix = "delete it; the next generation of the run writes it again"
+    try:
+        with path.open(newline="") as stream:
+            rows = list(csv.DictReader(stream))
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not a readable table ({error}); {fix}") from None
+    for row in rows:
+        missing = [column for column in _REQUIRED if column not in row or row[column] is None]
+        if missing:
+            raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}; {fix}")
+        for column in ("wins", "improvement", "size", "height"):
+            try:
+                float(row[column])
+            except ValueError:
+                raise ValueError(f"{path} holds {row[column][:20]!r} in its {column!r} column, not a number; "
+                                 f"{fix}") from None
+    return rows

@@ -212,6 +212,14 @@ class RunDirectory:
         missing = [key for key in required if not isinstance(best, dict) or key not in best]
         if missing:
             raise ValueError(f"{self.best} lacks {', '.join(map(repr, missing))}; {fix}")
+        kinds = {"expression": str, "formula": str, "fitness": list, "verdict": str, "confirmed": (dict, type(None))}
+        wrong = [key for key, kind in kinds.items() if key in best and not isinstance(best[key], kind)]
+        fitness = best.get("fitness")
+        if not wrong and isinstance(fitness, list) and (len(fitness) != 2 or not all(
+                isinstance(value, (int, float)) and not isinstance(value, bool) for value in fitness)):
+            wrong = ["fitness"]
+        if wrong:
+            raise ValueError(f"{self.best} holds a malformed {', '.join(map(repr, wrong))}; {fix}")
         return best
 
     @staticmethod

@@ -1,0 +1,62 @@
+"""Hostile run directories and arguments: one line, exit status 2, nothing written outside the run (fast)."""
+
+import json
+
+import pytest
+
+from deap_lossgp.app.cli import main
+from deap_lossgp.search.driver import make_config
+from deap_lossgp.search.rundir import RunDirectory
+
+BEST = {"expression": "neg(mul(y_true, log(y_pred)))", "formula": "-y_true*log(y_pred)", "fitness": [3.0, 0.01],
+        "verdict": "indistinguishable", "confirmed": None}
+HALL = "rank,wins,improvement,status,size,height,expression,formula,reason\n1,3,0.01,ok,5,3,y_pred,y_pred,\n"
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    run = RunDirectory(tmp_path / "run").create()
+    run.write_config(make_config("quick", backend="serial", generations=1))
+    run.logbook.write_text("gen,nevals,nrejected,ncached,nraced,time\n0,8,0,0,0,1.0\n1,3,0,0,0,1.0\n")
+    run.best.write_text(json.dumps(BEST))
+    run.hall_of_fame.write_text(HALL)
+    return run
+
+
+def _one_line_error(capsys, arguments, fragment):
+    assert main(arguments) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], err
+    return err[0]
+
+
+def test_a_sound_fake_run_is_shown(run_dir, capsys):
+    assert main(["show", str(run_dir.path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 2 generations" in out and "verdict:" in out and "use it:" not in out
+
+
+@pytest.mark.parametrize("name, content, fragment", [
+    ("best.json", json.dumps(dict(BEST, fitness=5)), "malformed 'fitness'"),
+    ("best.json", json.dumps(dict(BEST, expression=[1])), "malformed 'expression'"),
+    ("hall_of_fame.csv", "rank\n1\n", "lacks the column(s)"),
+    ("hall_of_fame.csv", "rank,formula\n1," + "x" * 140_000 + "\n", "not a readable table"),
+    ("hall_of_fame.csv", HALL.replace("1,3,0.01", "1,abc,0.01"), "'abc' in its 'wins' column"),
+    ("config.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+])
+def test_a_damaged_file_is_one_line_naming_it(run_dir, capsys, name, content, fragment):
+    (run_dir.path / name).write_text(content)
+    line = _one_line_error(capsys, ["show", str(run_dir.path)], fragment)
+    assert name in line
+
+
+@pytest.mark.parametrize("arguments, fragment", [
+    (["evolve", "--bogus"], "unrecognized arguments: --bogus"),
+    (["evolve", "--population", "99999999999999999999999999"], "population must be at most 10,000"),
+    (["evolve", "--set", "tasks={}"], "needs a 'dataset'"),
+    (["evolve", "--set", "epochs=1000000000"], "epochs must be at most"),
+    (["evolve", "--workers", "5000"], "workers must be at most"),
+])
+def test_bad_arguments_are_one_line_before_anything_is_built(tmp_path, capsys, arguments, fragment):
+    _one_line_error(capsys, [*arguments, "--output", str(tmp_path / "out")], fragment)
+    assert not (tmp_path / "out").exists()
