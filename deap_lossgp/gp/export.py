@@ -4,8 +4,9 @@
 class, for any Keras backend: :func:`~deap_lossgp.gp.expression.to_python_source`),
 ``"torch"`` (a :class:`torch.nn.Module` loss) or ``"numpy"`` (a plain function).
 The PyTorch and NumPy modules compute the expression as straight-line code,
-one statement per operator, with the protected operators of
-:mod:`deap_lossgp.gp.standalone` (same thresholds), so their values and
+one statement per operator, written from the operator table
+(:data:`~deap_lossgp.gp.vocabulary.VOCABULARY`: same protected rules and
+thresholds as :mod:`deap_lossgp.gp.standalone`), so their values and
 gradients match the Keras loss the search trained with.  None of them
 imports deap_lossgp.
 """
@@ -13,17 +14,19 @@ imports deap_lossgp.
 from ..checks import check_identifier
 from . import standalone
 from .expression import program_of, to_formula, to_python_source, to_string
+from .vocabulary import VOCABULARY
 
 __all__ = ["EXPORT_FORMATS", "to_source", "to_torch_source", "to_numpy_source"]
 
 #: The formats :func:`to_source` writes.
 EXPORT_FORMATS = ("keras", "torch", "numpy")
 
-_INFIX = {"add": "{} + {}", "sub": "{} - {}", "mul": "{} * {}", "neg": "-{}"}
-
 
 def _statements(program, namespace):
     """Straight-line code computing the expression from ``y_true`` and ``y_pred``.
+
+    Protected operators call the ``protected_<name>`` functions of
+    :func:`_protected`; the others are written inline.
 
     :returns: ``(lines, result)``: the statements and the name (or literal) of the result.
     """
@@ -34,69 +37,52 @@ def _statements(program, namespace):
         elif kind == "arg":
             stack.append(value)
         else:
-            arity = standalone.OPERATORS[value][0]
-            arguments = [stack.pop() for _ in range(arity)]
-            if value in _INFIX:
-                code = _INFIX[value].format(*arguments)
-            elif value in ("sin", "cos"):
-                code = f"{namespace}.{value}({arguments[0]})"
-            else:
+            operator = VOCABULARY[value]
+            arguments = [stack.pop() for _ in range(operator.arity)]
+            if operator.protected:
                 code = f"protected_{value}({', '.join(arguments)})"
+            else:
+                code = operator.source.format(xp=namespace, **dict(zip("ab", arguments)))
             lines.append(f"    t{len(lines)} = {code}")
             stack.append(f"t{len(lines) - 1}")
     return lines, stack[0]
 
 
+def _protected(namespace):
+    """The definitions of the protected operators, from the operator table."""
+    functions = []
+    for operator in VOCABULARY.values():
+        if operator.protected:
+            parameters = "ab"[:operator.arity]
+            functions.append(f"\n\ndef protected_{operator.name}({', '.join(parameters)}):\n"
+                             f"    # {operator.protected}\n"
+                             f"    return {operator.source.format(xp=namespace, **{p: p for p in parameters})}\n")
+    return "".join(functions)
+
+
 def _header(text, title, usage):
+    rules = "".join(f"\n    {operator.protected}" for operator in VOCABULARY.values() if operator.protected)
     return (
         f'"""Evolved loss, exported by deap_lossgp, {title}.\n\n'
         f"Expression: {text}\n"
         f"Formula (protected operators shown plain): {to_formula(text)}\n\n"
         f"Usage::\n\n{usage}\n\n"
-        "Protected operators: a divisor below TINY in magnitude gives 1; sqrt and\n"
-        "log take the magnitude of their input, floored at TINY; exp's input is\n"
-        "capped at EXP_LIMIT.\n"
+        f"Protected operators (TINY and EXP_LIMIT are defined below):{rules}\n"
         '"""\n\n'
     )
 
 
-_PROTECTED = '''
-EXPRESSION = {text!r}
-TINY = {tiny!r}
-EXP_LIMIT = {limit!r}
-
-
-def protected_div(a, b):
-    # The divisor is made safe before dividing, so the discarded branch has no NaN gradient.
-    small = {ns}.abs(b) < TINY
-    return {ns}.where(small, 1.0, a / {ns}.where(small, 1.0, b))
-
-
-def protected_sqrt(a):
-    return {ns}.sqrt({floor})
-
-
-def protected_log(a):
-    return {ns}.log({floor})
-
-
-def protected_exp(a):
-    return {ns}.exp({cap})
-'''
-
-
-def _module(tree, namespace, floor, cap, constant, title, usage, imports, tail):
+def _module(tree, namespace, constant, title, usage, imports, tail):
     text = to_string(tree)
     program = program_of(text)
     lines, result = _statements(program, namespace)
     if any(kind == "const" for kind, _ in program):
         # Constants take y_pred's dtype (and device), as Keras's do.
         lines.insert(0, f"    constant = {constant}")
-    protected = _PROTECTED.format(text=text, tiny=standalone.TINY, limit=standalone.EXP_LIMIT, ns=namespace,
-                                  floor=floor, cap=cap)
+    constants = f"\nEXPRESSION = {text!r}\nTINY = {standalone.TINY!r}\nEXP_LIMIT = {standalone.EXP_LIMIT!r}\n"
     body = "\n".join(lines + [f"    # A sub-expression may not depend on y_pred; the loss is per element.",
                               f"    return {result} + {namespace}.zeros_like(y_pred)"])
-    return _header(text, title, usage) + imports + protected + tail.format(body=body)
+    return _header(text, title, usage) + imports + constants + _protected(namespace) + tail.format(body=body)
 
 
 _TORCH_TAIL = '''
@@ -194,8 +180,7 @@ def to_torch_source(tree, class_name="EvolvedLoss"):
              f"    criterion = {class_name}()\n"
              f"    loss = criterion(torch.softmax(logits, dim=-1), labels)\n"
              f"    loss.backward()")
-    return _module(tree, "torch", floor="torch.clamp(torch.abs(a), min=TINY)",
-                   cap="torch.clamp(a, max=EXP_LIMIT)", constant="y_pred.new_tensor",
+    return _module(tree, "torch", constant="y_pred.new_tensor",
                    title="as a PyTorch loss", usage=usage, imports="import torch\n\n"
                    f'__all__ = ["EXPRESSION", "elementwise", "{class_name}"]\n',
                    tail=_TORCH_TAIL.replace("{name}", class_name))
@@ -216,8 +201,7 @@ def to_numpy_source(tree, function_name="evolved_loss"):
     check_identifier("function_name", function_name)
     usage = (f"    from best_loss_numpy import {function_name}\n"
              f"    loss = {function_name}(y_true, y_pred).mean()")
-    return _module(tree, "np", floor="np.maximum(np.abs(a), TINY)", cap="np.minimum(a, EXP_LIMIT)",
-                   constant="y_pred.dtype.type", title="as a NumPy function", usage=usage,
+    return _module(tree, "np", constant="y_pred.dtype.type", title="as a NumPy function", usage=usage,
                    imports="import numpy as np\n\n"
                    f'__all__ = ["EXPRESSION", "elementwise", "{function_name}"]\n',
                    tail=_NUMPY_TAIL.replace("{name}", function_name))
