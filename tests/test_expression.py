@@ -1,4 +1,5 @@
 import random
+import time
 
 import numpy as np
 import pytest
@@ -181,3 +182,61 @@ def test_renamed_functions_keep_their_old_names_with_a_warning():
         with pytest.warns(DeprecationWarning, match=f"{old} is deprecated; use {new}"):
             assert getattr(deap_lossgp, old)(text) == getattr(deap_lossgp, new)(text)
     assert deap_lossgp.symmetric_cross_entropy.__doc__ == "Deprecated alias of :func:`symmetric_crossentropy`."
+
+
+def chain(depth, inner="mul(y_true, log(y_pred))", operator="sin"):
+    return f"{operator}(" * depth + inner + ")" * depth
+
+
+def full(height):
+    """A full tree of the given height over add, mul and sin (about 2**height nodes)."""
+    text = "y_pred"
+    for level in range(height):
+        text = f"add({text}, y_true)" if level % 3 == 0 else f"mul({text}, sin({text}))"
+    return text
+
+
+@pytest.mark.parametrize("text", [
+    chain(16),                        # sympy.simplify took 64 s on it
+    chain(995),                       # sympy and the export recursed past Python's limit
+    chain(400, full(9), "cos"),       # thesis mode's largest trees: 500 levels, 5,000 nodes
+    "exp(exp(sqrt(mul(log(0), add(y_true, y_pred)))))",   # sympy raised "Invalid NaN comparison"
+    "mul(div(1, 0), y_pred)",         # the export divided by zero
+])
+def test_formulas_and_exports_of_hostile_trees_are_valid_and_quick(text):
+    from deap_lossgp.gp.export import EXPORT_FORMATS, to_source
+    from deap_lossgp.gp.standalone import parse
+
+    start = time.perf_counter()
+    formula, latex = to_formula(text), to_latex(text)
+    sources = [to_source(text, fmt) for fmt in EXPORT_FORMATS]
+    # Generous: the worst case measures about 0.1 s; the unbounded code took minutes.
+    assert time.perf_counter() - start < 5
+    parse(formula)
+    assert "zoo" not in formula and "nan" not in formula and "infty" not in latex
+    for source in sources:
+        compile(source, "exported.py", "exec")
+    y_true, y_pred = np.eye(4), np.full((4, 4), 0.25)
+    assert np.all(np.isfinite(evaluate_numpy(formula, y_true, y_pred)))
+
+
+def test_plain_formula_reads_back_as_the_same_values():
+    from deap_lossgp.gp.formula import plain_formula
+
+    random.seed(1)
+    pset = make_pset(constant_range=(-2.0, 2.0))
+    y_true, y_pred = np.eye(5)[[0, 3, 1]], np.random.default_rng(0).dirichlet(np.ones(5), 3)
+    for _ in range(300):
+        tree = gp.PrimitiveTree(gp.genHalfAndHalf(pset, 1, 6))
+        formula = plain_formula(tree, digits=17)
+        np.testing.assert_array_equal(evaluate_numpy(formula, y_true, y_pred), evaluate_numpy(tree, y_true, y_pred),
+                                      err_msg=f"{tree} printed as {formula}")
+    assert plain_formula("neg(mul(add(y_true, -0.5), neg(sub(y_pred, neg(y_true)))))") == \
+        "-((y_true + (-0.5))*(-(y_pred - (-y_true))))"
+
+
+def test_plain_latex_of_a_deep_tree():
+    from deap_lossgp.gp.formula import plain_formula
+
+    assert plain_formula(chain(2), latex=True) == r"\sin\left(\sin\left(y_{true} \cdot \log\left(y_{pred}\right)\right)\right)"
+    assert to_latex(chain(300)).count(r"\sin") == 300

@@ -1,8 +1,24 @@
-"""A loss as a formula: sympy, simplified text and LaTeX.
+"""A loss as a formula: sympy, simplified text and LaTeX, in bounded time.
 
 The formulas are built from the operator table
 (:data:`~deap_lossgp.gp.vocabulary.VOCABULARY`); sympy is imported on first
-use.
+use.  sympy's simplification grows exponentially with some trees (nested
+``sin`` around ``y_true*log(y_pred)`` took 4.4 s at 12 levels and 64 s at
+16), and sympy recurses, so it fails on trees about 150 levels deep.  Hence
+three tiers, chosen by the tree's size:
+
+* at most :data:`SIMPLIFY_MAX_NODES` nodes and :data:`SIMPLIFY_MAX_NESTING`
+  nested function calls: simplified by :func:`sympy.simplify`;
+* at most :data:`SYMPY_MAX_NODES` nodes and :data:`SYMPY_MAX_HEIGHT`
+  levels: tidied by sympy's automatic evaluation only (like terms
+  collected, constants folded);
+* larger: printed as they are, by a plain infix printer that walks the
+  tree with explicit stacks, in time linear in its size.
+
+A sympy result that would not read back as a finite loss (an imaginary unit,
+an infinity, a name the parser does not know) is replaced by the plain
+printer's, so every formula printed here reads back with
+:func:`~deap_lossgp.gp.standalone.parse`.
 """
 
 import math
@@ -10,9 +26,26 @@ import math
 import numpy
 
 from .program import program_of
+from .standalone import parse
 from .vocabulary import VOCABULARY
 
-__all__ = ["to_sympy", "to_formula", "to_latex"]
+__all__ = ["SIMPLIFY_MAX_NODES", "SIMPLIFY_MAX_NESTING", "SYMPY_MAX_NODES", "SYMPY_MAX_HEIGHT", "to_sympy",
+           "to_formula", "to_latex", "plain_formula"]
+
+#: Largest tree (in nodes) :func:`sympy.simplify` is tried on.
+SIMPLIFY_MAX_NODES = 15
+#: Most nested function calls (``sin``, ``log``...) on one path of a tree
+#: :func:`sympy.simplify` is tried on: its cost doubles with each level.
+SIMPLIFY_MAX_NESTING = 4
+#: Largest tree (in nodes) sympy's automatic evaluation tidies.
+SYMPY_MAX_NODES = 200
+#: Deepest tree (in levels) sympy is given: sympy recurses over the formula.
+SYMPY_MAX_HEIGHT = 40
+
+# Precedence of an atom (argument, positive constant, function call).
+_ATOM = 5
+# Precedence of a unary minus (and of a negative constant), between * and **.
+_UNARY = 3
 
 
 def _folded(operator, arguments):
@@ -34,7 +67,9 @@ def to_sympy(tree):
     Protected operators are shown as their plain counterparts (``div`` as
     ``/``, ``log`` as ``log``...), which is how a reader thinks of them;
     constant arguments are folded with the protected rule, so
-    ``sqrt(-0.25)`` shows as ``0.5``, not as an imaginary number.
+    ``sqrt(-0.25)`` shows as ``0.5``, not as an imaginary number.  sympy
+    recurses over expressions: trees deeper than about 150 levels raise
+    :class:`RecursionError` here; :func:`to_formula` does not.
 
     :param tree: a DEAP tree or an expression string.
     :returns: a :class:`sympy.Expr` in the symbols ``y_true`` and ``y_pred``.
@@ -55,32 +90,143 @@ def to_sympy(tree):
     return stack[0]
 
 
-# sympy.simplify grows quickly with the tree; bigger trees are only tidied.
-_SIMPLIFY_MAX_NODES = 60
+def _shape(program):
+    """``(nodes, height, nesting)`` of a program: its size, its levels and the
+    most function calls on one root-to-leaf path."""
+    stack = []
+    for kind, value in reversed(program):
+        if kind != "op":
+            stack.append((1, 0))
+            continue
+        operator = VOCABULARY[value]
+        children = [stack.pop() for _ in range(operator.arity)]
+        call = operator.infix is None
+        stack.append((1 + max(h for h, _ in children), call + max(n for _, n in children)))
+    height, nesting = stack[0]
+    return len(program), height + 1, nesting
 
 
-def _readable(tree, digits):
+def _number(value, digits, latex):
+    text = f"{value:.{digits}g}"
+    if latex and "e" in text:
+        mantissa, exponent = text.split("e")
+        return f"{mantissa} \\cdot 10^{{{int(exponent)}}}"
+    return text
+
+
+def plain_formula(tree, digits=5, latex=False):
+    """The formula of a tree as it is, without simplification.
+
+    Infix ``+ - *`` and unary ``-`` with the fewest parentheses that keep the
+    tree's shape; every other operator as a call.  The tree is walked with
+    explicit stacks and the text built in one pass, so any tree prints in
+    time linear in its size.
+
+    :param tree: a DEAP tree, an expression string or a parsed program.
+    :param digits: significant digits of constants.
+    :param latex: LaTeX instead of text.
+    :returns: the formula; as text, it reads back with
+              :func:`~deap_lossgp.gp.standalone.parse`.
+    """
+    program = program_of(tree)
+    # Pass 1, children before parents: each node's pieces (strings and child
+    # indices), precedence and whether its text starts with a minus sign.
+    pieces, precedence, minus, stack = [], [], [], []
+    open_, close = (r"\left(", r"\right)") if latex else ("(", ")")
+    for kind, value in reversed(program):
+        if kind == "const":
+            pieces.append([_number(value, digits, latex)])
+            negative = math.copysign(1.0, value) < 0
+            precedence.append(_UNARY if negative else _ATOM)
+            minus.append(negative)
+        elif kind == "arg":
+            pieces.append([value.replace("_", "_{", 1) + "}" if latex else value])
+            precedence.append(_ATOM)
+            minus.append(False)
+        else:
+            operator = VOCABULARY[value]
+            children = [stack.pop() for _ in range(operator.arity)]
+            symbol = operator.latex if latex else operator.printed
+            if operator.infix is None:
+                node = [symbol + open_]
+                for i, child in enumerate(children):
+                    node += [", "] if i else []
+                    node.append(child)
+                node.append(close)
+                precedence.append(_ATOM)
+                minus.append(False)
+            elif operator.arity == 1:
+                (child,) = children
+                node = [symbol] + _wrapped(child, precedence[child] <= _UNARY, open_, close)
+                precedence.append(_UNARY)
+                minus.append(True)
+            else:
+                left, right = children
+                tight = operator.infix
+                separator = f" {symbol} " if tight == 1 or latex else symbol
+                node = (_wrapped(left, precedence[left] < tight, open_, close) + [separator]
+                        + _wrapped(right, precedence[right] <= tight or minus[right], open_, close))
+                precedence.append(tight)
+                minus.append(minus[left] and precedence[left] >= tight)
+            pieces.append(node)
+        stack.append(len(pieces) - 1)
+    # Pass 2, from the root: expand child indices in place, left to right.
+    text, work = [], [stack[0]]
+    while work:
+        item = work.pop()
+        if isinstance(item, str):
+            text.append(item)
+        else:
+            work.extend(reversed(pieces[item]))
+    return "".join(text)
+
+
+def _wrapped(child, parenthesised, open_, close):
+    return [open_, child, close] if parenthesised else [child]
+
+
+def _readable(program, digits):
+    """The sympy formula of a program within the sympy budget, else ``None``."""
     import sympy
 
-    program = program_of(tree)
-    expr = to_sympy(program)
-    if len(program) <= _SIMPLIFY_MAX_NODES:
-        expr = sympy.simplify(expr)
-    return expr.xreplace({f: sympy.Float(f, digits) for f in expr.atoms(sympy.Float)})
+    nodes, height, nesting = _shape(program)
+    if nodes > SYMPY_MAX_NODES or height > SYMPY_MAX_HEIGHT:
+        return None
+    try:
+        expr = to_sympy(program)
+        if nodes <= SIMPLIFY_MAX_NODES and nesting <= SIMPLIFY_MAX_NESTING:
+            expr = sympy.simplify(expr)
+        expr = expr.xreplace({f: sympy.Float(f, digits) for f in expr.atoms(sympy.Float)})
+        parse(str(expr))
+    # sympy's heuristics fail on a few trees (comparisons of NaN, deep
+    # recursion); the parser refuses what sympy prints but is no loss
+    # (an imaginary unit, an infinity, Abs...). The plain printer never fails.
+    except (ArithmeticError, RecursionError, TypeError, ValueError):
+        return None
+    if expr.has(sympy.I, sympy.zoo, sympy.oo, sympy.S.NegativeInfinity, sympy.nan):
+        return None
+    return expr
 
 
 def to_formula(tree, digits=5):
-    """A simplified, human-readable formula of a tree.
+    """A simplified, human-readable formula of a tree, in bounded time.
+
+    Small trees are simplified by sympy, mid-sized ones tidied, large ones
+    printed as they are (see the module's description); the worst legal
+    tree prints in well under a second.
 
     :param tree: a DEAP tree or an expression string.
     :param digits: significant digits of constants.
-    :returns: the formula as text, e.g. ``"-y_true*log(y_pred)"``.
+    :returns: the formula as text, e.g. ``"-y_true*log(y_pred)"``; it reads
+              back with :func:`~deap_lossgp.gp.standalone.parse`.
     """
-    return str(_readable(tree, digits))
+    program = program_of(tree)
+    expr = _readable(program, digits)
+    return plain_formula(program, digits) if expr is None else str(expr)
 
 
 def to_latex(tree, digits=5):
-    """The simplified formula of a tree in LaTeX.
+    """The simplified formula of a tree in LaTeX, in bounded time.
 
     :param tree: a DEAP tree or an expression string.
     :param digits: significant digits of constants.
@@ -88,4 +234,6 @@ def to_latex(tree, digits=5):
     """
     import sympy
 
-    return sympy.latex(_readable(tree, digits))
+    program = program_of(tree)
+    expr = _readable(program, digits)
+    return plain_formula(program, digits, latex=True) if expr is None else sympy.latex(expr)
