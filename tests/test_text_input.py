@@ -217,3 +217,34 @@ def test_evaluate_trains_with_an_infix_formula(capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert '"expression": "mul(neg(y_true), log(y_pred))"' in out and '"status": "ok"' in out
+
+
+def test_the_expanded_size_is_checked_while_parsing():
+    from deap_lossgp.gp.standalone import MAX_NODES
+
+    # 37 characters that expand to 24,575 nodes; refused before they are built.
+    error, seconds, peak = bounded(parse, "((((y_pred*y_true+0.5)**8)**8)**8)**8")
+    assert str(error) == f"the loss expression expands to more than {MAX_NODES} nodes; use a smaller one"
+    assert seconds < 1 and peak < 20e6
+    assert len(parse("((((y_pred*y_true+0.5)**8)**8)**8)**3")) == 9215 < MAX_NODES
+
+
+def test_shorten_keeps_both_ends_and_says_what_it_left_out():
+    from deap_lossgp.gp.formula import shorten
+
+    text = to_string("((((y_pred*y_true+0.5)**8)**8)**8)**3")
+    short = shorten(text, nodes=9215)
+    assert short.startswith(text[:200]) and short.endswith(text[-200:])
+    assert "... (9,215 nodes, 55,289 characters) ..." in short and len(short) < 450 and "\n" not in short
+    assert shorten("neg(y_pred)") == "neg(y_pred)"
+    assert shorten(text, limit=40).count("...") == 2
+    with pytest.raises(ValueError, match="at least 20"):
+        shorten(text, limit=5)
+
+
+def test_exported_files_show_a_long_expression_shortened():
+    from deap_lossgp.gp.export import to_numpy_source
+
+    text = to_string("((((y_pred*y_true+0.5)**8)**8)**8)**3")
+    header = to_numpy_source(text).split('"""')[1]
+    assert len(header) < 2000 and "55,289 characters" in header

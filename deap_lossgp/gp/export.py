@@ -13,7 +13,8 @@ imports deap_lossgp.
 
 from ..checks import check_identifier
 from . import standalone
-from .expression import program_of, to_formula, to_python_source, to_string
+from .expression import program_of, to_python_source, to_string
+from .formula import shorten, to_formula
 from .vocabulary import VOCABULARY
 
 __all__ = ["EXPORT_FORMATS", "to_source", "to_torch_source", "to_numpy_source"]
@@ -64,8 +65,8 @@ def _header(text, title, usage):
     rules = "".join(f"\n    {operator.protected}" for operator in VOCABULARY.values() if operator.protected)
     return (
         f'"""Evolved loss, exported by deap_lossgp, {title}.\n\n'
-        f"Expression: {text}\n"
-        f"Formula (protected operators shown plain): {to_formula(text)}\n\n"
+        f"Expression: {shorten(text)}\n"
+        f"Formula (protected operators shown plain): {shorten(to_formula(text))}\n\n"
         f"Usage::\n\n{usage}\n\n"
         f"Protected operators (TINY and EXP_LIMIT are defined below):{rules}\n"
         '"""\n\n'

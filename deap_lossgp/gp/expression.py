@@ -21,7 +21,7 @@ from deap import gp
 
 from ..checks import check_identifier, deprecated_alias
 from . import standalone
-from .formula import to_formula, to_latex, to_sympy
+from .formula import shorten, to_formula, to_latex, to_sympy
 from .numerics import evaluate_numpy, probe_batch, value_and_gradient
 from .program import program_of, to_string
 from .standalone import parse
@@ -191,7 +191,7 @@ def to_python_source(tree, class_name="EvolvedLoss", package=None):
         source = source.replace(old, new, 1)
     header = (
         f'"""Evolved loss, exported by deap_lossgp.\n\n'
-        f"Formula (protected operators shown plain): {to_formula(text)}\n\n"
+        f"Formula (protected operators shown plain): {shorten(to_formula(text))}\n\n"
         f"Usage::\n\n    from best_loss import {class_name}\n"
         f"    model.compile(optimizer='adam', loss={class_name}(), metrics=['accuracy'])\n\n"
         f"Importing this module registers the class as {package}>{class_name}, so\n"

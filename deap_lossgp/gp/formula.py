@@ -29,8 +29,8 @@ from .program import program_of
 from .standalone import parse
 from .vocabulary import VOCABULARY
 
-__all__ = ["SIMPLIFY_MAX_NODES", "SIMPLIFY_MAX_NESTING", "SYMPY_MAX_NODES", "SYMPY_MAX_HEIGHT", "to_sympy",
-           "to_formula", "to_latex", "plain_formula"]
+__all__ = ["SIMPLIFY_MAX_NODES", "SIMPLIFY_MAX_NESTING", "SYMPY_MAX_NODES", "SYMPY_MAX_HEIGHT", "SHORT_LENGTH",
+           "to_sympy", "to_formula", "to_latex", "plain_formula", "shorten"]
 
 #: Largest tree (in nodes) :func:`sympy.simplify` is tried on.
 SIMPLIFY_MAX_NODES = 15
@@ -41,6 +41,9 @@ SIMPLIFY_MAX_NESTING = 4
 SYMPY_MAX_NODES = 200
 #: Deepest tree (in levels) sympy is given: sympy recurses over the formula.
 SYMPY_MAX_HEIGHT = 40
+
+#: Characters :func:`shorten` keeps of a long text, half from each end.
+SHORT_LENGTH = 400
 
 # Precedence of an atom (argument, positive constant, function call).
 _ATOM = 5
@@ -237,3 +240,28 @@ def to_latex(tree, digits=5):
     program = program_of(tree)
     expr = _readable(program, digits)
     return plain_formula(program, digits, latex=True) if expr is None else sympy.latex(expr)
+
+
+def shorten(text, limit=SHORT_LENGTH, nodes=None):
+    """A long expression, formula or LaTeX cut for display.
+
+    A tree of a few thousand nodes prints as tens of kilobytes; this keeps
+    its first and last ``limit // 2`` characters around a note of what was
+    left out, e.g. ``"add(mul(... ... (24,575 nodes, 147,449 characters) ...
+    y_pred))"``.  Text no longer than *limit* is returned unchanged.
+
+    :param text: the text (an expression or formula prints on one line).
+    :param limit: the most characters kept (at least 20).
+    :param nodes: the tree's node count, shown in the note when given.
+    :returns: the text, at most ``limit`` characters plus the note.
+    :raises ValueError: for a non-string *text* or a *limit* below 20.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"shorten takes a string, got {type(text).__name__}; print the tree with to_string first")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 20:
+        raise ValueError(f"limit must be an integer of at least 20 characters, got {limit!r}")
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    size = "" if nodes is None else f"{nodes:,} nodes, "
+    return f"{text[:half]} ... ({size}{len(text):,} characters) ... {text[-half:]}"

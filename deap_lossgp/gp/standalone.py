@@ -104,8 +104,12 @@ OPERATORS = {
 MAX_LENGTH = 100_000
 #: Deepest nesting accepted, in operators and parentheses.
 MAX_DEPTH = 1000
-#: Most nodes a parsed expression may have (``**`` repeats its base).
-MAX_NODES = 50_000
+#: Most nodes a parsed expression may have, counted as it expands (``**``
+#: repeats its base, so 37 characters can spell 24,575 nodes): twice the
+#: largest tree a search makes (5,000 nodes, the thesis mode's safety cap).
+#: Tracing the Keras loss grows with the nodes (9,215 nodes: 8 s on 2 CPU
+#: cores), and a larger tree's text can pass :data:`MAX_LENGTH`.
+MAX_NODES = 10_000
 # The longest piece of the text an error message quotes.
 _QUOTE = 60
 # Names of non-finite constants, as NumPy, Python and sympy print them.
@@ -160,7 +164,7 @@ class _Builder:
             raise ValueError(f"the loss expression is nested more than {MAX_DEPTH} levels deep; use a shallower one")
         size = 1 + sum(self.size[c] for c in children)
         if size > MAX_NODES:
-            raise ValueError(f"the loss expression has more than {MAX_NODES} nodes; use a smaller one")
+            raise ValueError(f"the loss expression expands to more than {MAX_NODES} nodes; use a smaller one")
         self.nodes.append((entry, tuple(children)))
         self.depth.append(depth)
         self.size.append(size)
