@@ -233,3 +233,32 @@ def test_keras_export_runs_under_the_jax_backend(tmp_path):
     np.testing.assert_allclose(jax["per_sample"], per_sample, rtol=1e-5)
     np.testing.assert_allclose(jax["gradient"], gradient, rtol=1e-5, atol=1e-7)
     assert all(np.isfinite(jax["history"]))
+
+
+@pytest.mark.parametrize("writer, argument", [(to_python_source, "class_name"), (to_torch_source, "class_name"),
+                                              (to_numpy_source, "function_name")])
+@pytest.mark.parametrize("name, problem", [
+    ("class", "is a Python keyword"), ("None", "is a Python keyword"), ("list", "hide Python's built-in list"),
+    ("int", "hide Python's built-in int"), ("__init__", "special Python name"),
+    ("EXPRESSION", "defines or imports itself"), ("TINY", "defines or imports itself"),
+])
+def test_export_names_that_would_break_the_module_are_refused(writer, argument, name, problem):
+    with pytest.raises(ValueError, match=f"^{argument} '{name}' .*{problem}.*; choose another name$"):
+        writer("neg(mul(y_true, log(y_pred)))", **{argument: name})
+
+
+@pytest.mark.parametrize("writer, argument, name", [
+    (to_numpy_source, "function_name", "np"), (to_numpy_source, "function_name", "elementwise"),
+    (to_torch_source, "class_name", "torch"), (to_python_source, "class_name", "parse"),
+])
+def test_export_names_the_module_itself_uses_are_refused(writer, argument, name):
+    with pytest.raises(ValueError, match="defines or imports itself"):
+        writer("neg(mul(y_true, log(y_pred)))", **{argument: name})
+
+
+def test_a_name_that_passes_the_check_gives_a_working_module(tmp_path):
+    # "match" is a soft keyword: a valid name.
+    module = load(tmp_path / "renamed.py", to_numpy_source("neg(mul(y_true, log(y_pred)))", function_name="match"))
+    np.testing.assert_allclose(module.match(Y_TRUE, Y_PRED), -(Y_TRUE * np.log(Y_PRED)).mean(axis=1), rtol=1e-6)
+    torch_module = load(tmp_path / "renamed_torch.py", to_torch_source("neg(y_pred)", class_name="CustomLoss"))
+    assert torch_module.__all__ == ["EXPRESSION", "elementwise", "CustomLoss"]

@@ -1,7 +1,7 @@
 """Export a loss as a standalone module for Keras, PyTorch or NumPy.
 
 :func:`to_source` writes the module of one format: ``"keras"`` (a Keras 3 loss
-class, for any Keras backend: :func:`~deap_lossgp.gp.expression.to_python_source`),
+class, for any Keras backend: :func:`to_python_source`),
 ``"torch"`` (a :class:`torch.nn.Module` loss) or ``"numpy"`` (a plain function).
 The PyTorch and NumPy modules compute the expression as straight-line code,
 one statement per operator, written from the operator table
@@ -9,15 +9,26 @@ one statement per operator, written from the operator table
 thresholds as :mod:`deap_lossgp.gp.standalone`), so their values and
 gradients match the Keras loss the search trained with.  None of them
 imports deap_lossgp.
+
+The name given to the exported class or function is checked: it must be an
+identifier that is not a Python keyword, does not shadow a built-in and is not
+a name the module defines or imports itself (``EXPRESSION``, ``np``...).
 """
+
+import ast
+import builtins
+import hashlib
+import inspect
+import keyword
 
 from ..checks import check_identifier
 from . import standalone
-from .expression import program_of, to_python_source, to_string
 from .formula import shorten, to_formula
+from .program import program_of, to_string
 from .vocabulary import VOCABULARY
 
-__all__ = ["EXPORT_FORMATS", "to_source", "to_torch_source", "to_numpy_source"]
+__all__ = ["EXPORT_FORMATS", "to_source", "to_python_source", "to_torch_source", "to_numpy_source",
+           "export_package"]
 
 #: The formats :func:`to_source` writes.
 EXPORT_FORMATS = ("keras", "torch", "numpy")
@@ -73,17 +84,109 @@ def _header(text, title, usage):
     )
 
 
-def _module(tree, namespace, constant, title, usage, imports, tail):
+def _check_name(argument, name, module):
+    """Require a name the exported *module* can define without breaking.
+
+    :param argument: the argument's name, for the message.
+    :param name: the requested class or function name.
+    :param module: the module's source without that definition.
+    :raises ValueError: naming the clash, in one line.
+    """
+    check_identifier(argument, name)
+    if keyword.iskeyword(name):
+        raise ValueError(f"{argument} {name!r} is a Python keyword; choose another name")
+    if name.startswith("__") and name.endswith("__"):
+        raise ValueError(f"{argument} {name!r} is a special Python name; choose another name")
+    if hasattr(builtins, name):
+        raise ValueError(f"{argument} {name!r} would hide Python's built-in {name}; choose another name")
+    defined = set()
+    for node in ast.parse(module).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.Assign):
+            defined.update(target.id for target in node.targets if isinstance(target, ast.Name))
+    if name in defined:
+        raise ValueError(f"{argument} {name!r} is a name the exported module defines or imports itself; "
+                         "choose another name")
+
+
+def _module(tree, name, argument, namespace, constant, title, usage, imports, tail):
+    constants = f"\nEXPRESSION = None\nTINY = {standalone.TINY!r}\nEXP_LIMIT = {standalone.EXP_LIMIT!r}\n"
+    frame = imports + constants + _protected(namespace) + tail
+    # The tail defines the class or function under its requested name, so it
+    # is checked against the module as it would be without that definition.
+    _check_name(argument, name, frame.replace("{name}", "_requested").format(body="    pass"))
     text = to_string(tree)
     program = program_of(text)
     lines, result = _statements(program, namespace)
     if any(kind == "const" for kind, _ in program):
         # Constants take y_pred's dtype (and device), as Keras's do.
         lines.insert(0, f"    constant = {constant}")
-    constants = f"\nEXPRESSION = {text!r}\nTINY = {standalone.TINY!r}\nEXP_LIMIT = {standalone.EXP_LIMIT!r}\n"
     body = "\n".join(lines + [f"    # A sub-expression may not depend on y_pred; the loss is per element.",
                               f"    return {result} + {namespace}.zeros_like(y_pred)"])
-    return _header(text, title, usage) + imports + constants + _protected(namespace) + tail.format(body=body)
+    module = frame.replace("EXPRESSION = None", f"EXPRESSION = {text!r}", 1).replace("{name}", name)
+    return _header(text, title, usage) + module.format(body=body)
+
+
+def export_package(tree):
+    """The Keras serialisation package of an exported loss, unique to its expression.
+
+    Two exported losses thus register different names
+    (``evolved_losses_<digest>>EvolvedLoss``) and can be imported side by
+    side, each model reloading with its own class.
+
+    :param tree: a DEAP tree or an expression string.
+    :returns: ``"evolved_losses_"`` and 12 hex digits of the expression's SHA-256.
+    """
+    return "evolved_losses_" + hashlib.sha256(to_string(tree).encode()).hexdigest()[:12]
+
+
+def to_python_source(tree, class_name="EvolvedLoss", package=None):
+    """A standalone Python module defining the loss as a Keras loss class.
+
+    The module needs only NumPy and Keras, for any Keras backend; its class
+    defaults to this tree, holds the expression in its config, and is
+    registered for Keras serialisation when the module is imported, so after
+    a plain ``import best_loss``, ``keras.models.load_model`` reloads models
+    compiled with ``best_loss.EvolvedLoss()``.
+
+    :param tree: a DEAP tree or an expression string.
+    :param class_name: name of the generated class (a Python identifier).
+    :param package: Keras serialisation package of the class; by default
+                    :func:`export_package`, unique to the expression.
+    :returns: the module's source code.
+    :raises ValueError: for an invalid class name or package.
+    """
+    source = inspect.getsource(standalone)
+    _check_name("class_name", class_name, source)
+    text = to_string(tree)
+    if package is None:
+        package = export_package(text)
+    elif not isinstance(package, str) or not package or ">" in package:
+        raise ValueError(f"package must be a non-empty string without '>', got {package!r}")
+    replacements = {
+        "EXPRESSION = None\n": f"EXPRESSION = {text!r}\n",
+        'CLASS_NAME = "ExpressionLoss"\n': f"CLASS_NAME = {class_name!r}\n",
+        'PACKAGE = "deap_lossgp"\n': f"PACKAGE = {package!r}\n",
+    }
+    for old, new in replacements.items():
+        if old not in source:
+            raise RuntimeError(f"standalone module changed: {old.strip()!r} not found")
+        source = source.replace(old, new, 1)
+    header = (
+        f'"""Evolved loss, exported by deap_lossgp.\n\n'
+        f"Formula (protected operators shown plain): {shorten(to_formula(text))}\n\n"
+        f"Usage::\n\n    from best_loss import {class_name}\n"
+        f"    model.compile(optimizer='adam', loss={class_name}(), metrics=['accuracy'])\n\n"
+        f"Importing this module registers the class as {package}>{class_name}, so\n"
+        f"keras.models.load_model reloads models compiled with it.\n"
+        f'"""\n'
+    )
+    body = source[source.index('"""', 3) + 3:].strip("\n")
+    # Built at import, not on first attribute access, so load_model finds the class.
+    return header + body + f"\n\n\n{class_name} = _build_loss_class()\n"
 
 
 _TORCH_TAIL = '''
@@ -176,15 +279,13 @@ def to_torch_source(tree, class_name="EvolvedLoss"):
     :returns: the module's source code.
     :raises ValueError: for an unreadable tree or an invalid class name.
     """
-    check_identifier("class_name", class_name)
     usage = (f"    from best_loss_torch import {class_name}\n"
              f"    criterion = {class_name}()\n"
              f"    loss = criterion(torch.softmax(logits, dim=-1), labels)\n"
              f"    loss.backward()")
-    return _module(tree, "torch", constant="y_pred.new_tensor",
-                   title="as a PyTorch loss", usage=usage, imports="import torch\n\n"
-                   f'__all__ = ["EXPRESSION", "elementwise", "{class_name}"]\n',
-                   tail=_TORCH_TAIL.replace("{name}", class_name))
+    return _module(tree, class_name, "class_name", "torch", constant="y_pred.new_tensor",
+                   title="as a PyTorch loss", usage=usage,
+                   imports='import torch\n\n__all__ = ["EXPRESSION", "elementwise", "{name}"]\n', tail=_TORCH_TAIL)
 
 
 def to_numpy_source(tree, function_name="evolved_loss"):
@@ -199,13 +300,12 @@ def to_numpy_source(tree, function_name="evolved_loss"):
     :returns: the module's source code.
     :raises ValueError: for an unreadable tree or an invalid function name.
     """
-    check_identifier("function_name", function_name)
     usage = (f"    from best_loss_numpy import {function_name}\n"
              f"    loss = {function_name}(y_true, y_pred).mean()")
-    return _module(tree, "np", constant="y_pred.dtype.type", title="as a NumPy function", usage=usage,
-                   imports="import numpy as np\n\n"
-                   f'__all__ = ["EXPRESSION", "elementwise", "{function_name}"]\n',
-                   tail=_NUMPY_TAIL.replace("{name}", function_name))
+    return _module(tree, function_name, "function_name", "np", constant="y_pred.dtype.type",
+                   title="as a NumPy function", usage=usage,
+                   imports='import numpy as np\n\n__all__ = ["EXPRESSION", "elementwise", "{name}"]\n',
+                   tail=_NUMPY_TAIL)
 
 
 def to_source(tree, format="keras"):

@@ -1,4 +1,4 @@
-"""Loss trees as text and as Keras losses, their cache keys, and standalone Keras files.
+"""Loss trees as text and as Keras losses, and their cache keys.
 
 Every function here accepts a DEAP tree (an individual or a
 :class:`deap.gp.PrimitiveTree`) or its text, as printed by DEAP, e.g.
@@ -9,19 +9,20 @@ so trees of any height compile (DEAP's string-``eval`` based
 :func:`deap.gp.compile` fails beyond about 200 nesting levels).
 
 The NumPy values and gradients live in :mod:`.numerics`, the formulas in
-:mod:`.formula` and the reading of trees in :mod:`.program`; their functions
-are importable from here too, where they were first published.
+:mod:`.formula`, the reading of trees in :mod:`.program` and the standalone
+Keras file in :mod:`.export`; their functions are importable from here too,
+where they were first published.
 """
 
 import hashlib
-import inspect
 
 import numpy
 from deap import gp
 
-from ..checks import check_identifier, deprecated_alias
+from ..checks import deprecated_alias
 from . import standalone
-from .formula import shorten, to_formula, to_latex, to_sympy
+from .export import export_package, to_python_source
+from .formula import to_formula, to_latex, to_sympy
 from .numerics import evaluate_numpy, probe_batch, value_and_gradient
 from .program import program_of, to_string
 from .standalone import parse
@@ -142,65 +143,6 @@ def canonical_key(tree, by="value"):
     hashed = numpy.concatenate([numpy.ravel(part) for part in hashed])
     digest = hashlib.sha256(",".join(f"{v + 0.0:.9e}" for v in hashed).encode()).hexdigest()
     return ("probe:" if by == "value" else "grad:") + digest[:32]
-
-
-def export_package(tree):
-    """The Keras serialisation package of an exported loss, unique to its expression.
-
-    Two exported losses thus register different names
-    (``evolved_losses_<digest>>EvolvedLoss``) and can be imported side by
-    side, each model reloading with its own class.
-
-    :param tree: a DEAP tree or an expression string.
-    :returns: ``"evolved_losses_"`` and 12 hex digits of the expression's SHA-256.
-    """
-    return "evolved_losses_" + hashlib.sha256(to_string(tree).encode()).hexdigest()[:12]
-
-
-def to_python_source(tree, class_name="EvolvedLoss", package=None):
-    """A standalone Python module defining the loss as a Keras loss class.
-
-    The module needs only NumPy and Keras, for any Keras backend; its class
-    defaults to this tree, holds the expression in its config, and is
-    registered for Keras serialisation when the module is imported, so after
-    a plain ``import best_loss``, ``keras.models.load_model`` reloads models
-    compiled with ``best_loss.EvolvedLoss()``.
-
-    :param tree: a DEAP tree or an expression string.
-    :param class_name: name of the generated class (a Python identifier).
-    :param package: Keras serialisation package of the class; by default
-                    :func:`export_package`, unique to the expression.
-    :returns: the module's source code.
-    :raises ValueError: for an invalid class name or package.
-    """
-    check_identifier("class_name", class_name)
-    text = to_string(tree)
-    if package is None:
-        package = export_package(text)
-    elif not isinstance(package, str) or not package or ">" in package:
-        raise ValueError(f"package must be a non-empty string without '>', got {package!r}")
-    source = inspect.getsource(standalone)
-    replacements = {
-        "EXPRESSION = None\n": f"EXPRESSION = {text!r}\n",
-        'CLASS_NAME = "ExpressionLoss"\n': f"CLASS_NAME = {class_name!r}\n",
-        'PACKAGE = "deap_lossgp"\n': f"PACKAGE = {package!r}\n",
-    }
-    for old, new in replacements.items():
-        if old not in source:
-            raise RuntimeError(f"standalone module changed: {old.strip()!r} not found")
-        source = source.replace(old, new, 1)
-    header = (
-        f'"""Evolved loss, exported by deap_lossgp.\n\n'
-        f"Formula (protected operators shown plain): {shorten(to_formula(text))}\n\n"
-        f"Usage::\n\n    from best_loss import {class_name}\n"
-        f"    model.compile(optimizer='adam', loss={class_name}(), metrics=['accuracy'])\n\n"
-        f"Importing this module registers the class as {package}>{class_name}, so\n"
-        f"keras.models.load_model reloads models compiled with it.\n"
-        f'"""\n'
-    )
-    body = source[source.index('"""', 3) + 3:].strip("\n")
-    # Built at import, not on first attribute access, so load_model finds the class.
-    return header + body + f"\n\n\n{class_name} = _build_loss_class()\n"
 
 
 to_text = deprecated_alias("to_text", to_string)
