@@ -113,12 +113,33 @@ def test_canonical_key_identifies_equivalent_trees_only():
 def test_formulas_sympy_latex():
     import sympy
 
-    expr = to_sympy("neg(mul(y_true, log(y_pred)))")
     y_true, y_pred = sympy.symbols("y_true y_pred")
-    assert sympy.simplify(expr + y_true * sympy.log(y_pred)) == 0
+    nominal = to_sympy("neg(mul(y_true, log(y_pred)))", protected=False)
+    assert sympy.simplify(nominal + y_true * sympy.log(y_pred)) == 0
+    marked = to_sympy("neg(mul(y_true, log(y_pred)))")
+    assert str(marked) == "-y_true*plog(y_pred)" and not marked.has(sympy.log)
     assert to_formula("add(y_pred, y_pred)") == "2*y_pred"
-    assert "\\log" in to_latex("neg(mul(y_true, log(y_pred)))")
+    assert to_latex("neg(mul(y_true, log(y_pred)))") == r"- y_{true} \operatorname{plog}\left(y_{pred}\right)"
     assert to_formula(nested(100))  # large trees are tidied, not to_formula, and still print
+
+
+@pytest.mark.parametrize("text, formula", [
+    ("sqrt(neg(y_pred))", "psqrt(-y_pred)"),                 # not an imaginary number
+    ("div(y_true, y_pred)", "pdiv(y_true, y_pred)"),         # 1, not inf, where y_pred is 0
+    ("log(y_true)", "plog(y_true)"),                         # -16.1, not -inf, where y_true is 0
+    ("mul(log(y_pred), log(y_pred))", "plog(y_pred)**2"),    # simplification still works on the marked form
+    ("add(log(0), mul(y_pred, exp(y_true)))", "y_pred*pexp(y_true) - 16.118"),
+    ("sub(cos(y_pred), cos(y_pred))", "0"),
+])
+def test_formulas_mark_the_protected_operators(text, formula):
+    from deap_lossgp.gp.formula import FORMULA_LEGEND
+
+    assert to_formula(text) == formula
+    assert all(f"{name}(" in FORMULA_LEGEND for name in ("pdiv", "psqrt", "plog", "pexp"))
+    assert "\n" not in FORMULA_LEGEND and len(FORMULA_LEGEND) < 200
+    y_true, y_pred = np.eye(3), np.array([[0.0, 0.3, 0.7], [0.2, 0.0, 0.8], [1.0, 0.0, 0.0]])
+    np.testing.assert_allclose(evaluate_numpy(formula, y_true, y_pred), evaluate_numpy(text, y_true, y_pred),
+                               rtol=1e-4)
 
 
 def test_standalone_source_imports_without_deap_lossgp(tmp_path):
@@ -238,5 +259,6 @@ def test_plain_formula_reads_back_as_the_same_values():
 def test_plain_latex_of_a_deep_tree():
     from deap_lossgp.gp.formula import plain_formula
 
-    assert plain_formula(chain(2), latex=True) == r"\sin\left(\sin\left(y_{true} \cdot \log\left(y_{pred}\right)\right)\right)"
+    assert plain_formula(chain(2), latex=True) == \
+        r"\sin\left(\sin\left(y_{true} \cdot \operatorname{plog}\left(y_{pred}\right)\right)\right)"
     assert to_latex(chain(300)).count(r"\sin") == 300

@@ -91,3 +91,31 @@ def test_exported_torch_source_and_table_gradient_agree(name):
 
 def test_only_the_four_protected_operators_carry_a_rule():
     assert [name for name, operator in VOCABULARY.items() if operator.protected] == ["div", "sqrt", "log", "exp"]
+
+
+def test_the_marked_names_formulas_print_are_read_as_their_operators():
+    marked = {operator.printed: name for name, operator in VOCABULARY.items() if operator.protected}
+    assert standalone.ALIASES == marked
+    for printed, name in marked.items():
+        arguments = ", ".join(["y_pred", "y_true"][:VOCABULARY[name].arity])
+        assert standalone.parse(f"{printed}({arguments})")[0] == ("op", name)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("log(0)", np.log(1e-7)), ("sqrt(-4.0)", 2.0), ("div(3.0, 0)", 1.0), ("exp(100.0)", np.exp(80.0)),
+    ("log(neg(1e-30))", np.log(1e-7)), ("div(3.0, 2.0)", 1.5),
+])
+def test_marked_sympy_functions_fold_numbers_with_the_protected_rule(text, expected):
+    from deap_lossgp.gp.formula import to_sympy
+
+    value = to_sympy(text)
+    assert value.is_Float and float(value) == pytest.approx(expected, rel=1e-12)
+
+
+def test_marked_sympy_functions_stay_real_and_unevaluated():
+    import sympy
+
+    from deap_lossgp.gp.formula import to_sympy
+
+    assert not to_sympy("sqrt(neg(y_pred))").has(sympy.I)
+    assert str(to_sympy("div(y_pred, y_pred)")) == "pdiv(y_pred, y_pred)"

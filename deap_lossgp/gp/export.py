@@ -10,6 +10,10 @@ thresholds as :mod:`deap_lossgp.gp.standalone`), so their values and
 gradients match the Keras loss the search trained with.  None of them
 imports deap_lossgp.
 
+:func:`loss_scale` tells how large a loss's gradient is next to
+cross-entropy's; with ``rescale=True`` the exported loss is divided by it,
+which matters for plain SGD (Adam's steps do not depend on the scale).
+
 The name given to the exported class or function is checked: it must be an
 identifier that is not a Python keyword, does not shadow a built-in and is not
 a name the module defines or imports itself (``EXPRESSION``, ``np``...).
@@ -20,15 +24,19 @@ import builtins
 import hashlib
 import inspect
 import keyword
+import math
+
+import numpy
 
 from ..checks import check_identifier
 from . import standalone
 from .formula import shorten, to_formula
+from .numerics import probe_batch, value_and_gradient
 from .program import program_of, to_string
 from .vocabulary import VOCABULARY
 
 __all__ = ["EXPORT_FORMATS", "to_source", "to_python_source", "to_torch_source", "to_numpy_source",
-           "export_package"]
+           "export_package", "loss_scale", "reference_batch"]
 
 #: The formats :func:`to_source` writes.
 EXPORT_FORMATS = ("keras", "torch", "numpy")
@@ -37,8 +45,8 @@ EXPORT_FORMATS = ("keras", "torch", "numpy")
 def _statements(program, namespace):
     """Straight-line code computing the expression from ``y_true`` and ``y_pred``.
 
-    Protected operators call the ``protected_<name>`` functions of
-    :func:`_protected`; the others are written inline.
+    Protected operators call the functions of :func:`_protected`, named as
+    formulas print them (``plog``); the others are written inline.
 
     :returns: ``(lines, result)``: the statements and the name (or literal) of the result.
     """
@@ -52,7 +60,7 @@ def _statements(program, namespace):
             operator = VOCABULARY[value]
             arguments = [stack.pop() for _ in range(operator.arity)]
             if operator.protected:
-                code = f"protected_{value}({', '.join(arguments)})"
+                code = f"{operator.printed}({', '.join(arguments)})"
             else:
                 code = operator.source.format(xp=namespace, **dict(zip("ab", arguments)))
             lines.append(f"    t{len(lines)} = {code}")
@@ -66,22 +74,35 @@ def _protected(namespace):
     for operator in VOCABULARY.values():
         if operator.protected:
             parameters = "ab"[:operator.arity]
-            functions.append(f"\n\ndef protected_{operator.name}({', '.join(parameters)}):\n"
+            functions.append(f"\n\ndef {operator.printed}({', '.join(parameters)}):\n"
                              f"    # {operator.protected}\n"
                              f"    return {operator.source.format(xp=namespace, **{p: p for p in parameters})}\n")
     return "".join(functions)
 
 
-def _header(text, title, usage):
+def _header(text, title, usage, note):
     rules = "".join(f"\n    {operator.protected}" for operator in VOCABULARY.values() if operator.protected)
     return (
         f'"""Evolved loss, exported by deap_lossgp, {title}.\n\n'
         f"Expression: {shorten(text)}\n"
-        f"Formula (protected operators shown plain): {shorten(to_formula(text))}\n\n"
+        f"Formula: {shorten(to_formula(text))}\n{note}\n"
         f"Usage::\n\n{usage}\n\n"
         f"Protected operators (TINY and EXP_LIMIT are defined below):{rules}\n"
-        '"""\n\n'
+        '"""\n'
     )
+
+
+def _rescaled(tree, rescale):
+    """The expression's text, multiplied by ``1 / loss_scale`` when *rescale*,
+    and the header's note saying so."""
+    program = program_of(tree)
+    if not rescale:
+        return to_string(program), ""
+    scale = loss_scale(program)
+    factor = 1.0 / scale
+    note = (f"\nRescaled by {factor:.6g} (its loss_scale was {scale:.6g}): at the reference prediction its\n"
+            "gradient is as large as cross-entropy's, so plain SGD takes steps of CE's size.\n")
+    return to_string([("op", "mul"), ("const", factor)] + program), note
 
 
 def _check_name(argument, name, module):
@@ -112,13 +133,13 @@ def _check_name(argument, name, module):
                          "choose another name")
 
 
-def _module(tree, name, argument, namespace, constant, title, usage, imports, tail):
+def _module(tree, rescale, name, argument, namespace, constant, title, usage, imports, tail):
     constants = f"\nEXPRESSION = None\nTINY = {standalone.TINY!r}\nEXP_LIMIT = {standalone.EXP_LIMIT!r}\n"
     frame = imports + constants + _protected(namespace) + tail
     # The tail defines the class or function under its requested name, so it
     # is checked against the module as it would be without that definition.
     _check_name(argument, name, frame.replace("{name}", "_requested").format(body="    pass"))
-    text = to_string(tree)
+    text, note = _rescaled(tree, rescale)
     program = program_of(text)
     lines, result = _statements(program, namespace)
     if any(kind == "const" for kind, _ in program):
@@ -127,7 +148,7 @@ def _module(tree, name, argument, namespace, constant, title, usage, imports, ta
     body = "\n".join(lines + [f"    # A sub-expression may not depend on y_pred; the loss is per element.",
                               f"    return {result} + {namespace}.zeros_like(y_pred)"])
     module = frame.replace("EXPRESSION = None", f"EXPRESSION = {text!r}", 1).replace("{name}", name)
-    return _header(text, title, usage) + module.format(body=body)
+    return _header(text, title, usage, note) + "\n" + module.format(body=body)
 
 
 def export_package(tree):
@@ -143,7 +164,7 @@ def export_package(tree):
     return "evolved_losses_" + hashlib.sha256(to_string(tree).encode()).hexdigest()[:12]
 
 
-def to_python_source(tree, class_name="EvolvedLoss", package=None):
+def to_python_source(tree, class_name="EvolvedLoss", package=None, rescale=False):
     """A standalone Python module defining the loss as a Keras loss class.
 
     The module needs only NumPy and Keras, for any Keras backend; its class
@@ -155,13 +176,16 @@ def to_python_source(tree, class_name="EvolvedLoss", package=None):
     :param tree: a DEAP tree or an expression string.
     :param class_name: name of the generated class (a Python identifier).
     :param package: Keras serialisation package of the class; by default
-                    :func:`export_package`, unique to the expression.
+                    :func:`export_package`, unique to the (rescaled) expression.
+    :param rescale: multiply the loss by ``1 / loss_scale(tree)`` (see
+                    :func:`loss_scale`).
     :returns: the module's source code.
-    :raises ValueError: for an invalid class name or package.
+    :raises ValueError: for an invalid class name or package, or a loss
+                        that cannot be rescaled.
     """
     source = inspect.getsource(standalone)
     _check_name("class_name", class_name, source)
-    text = to_string(tree)
+    text, note = _rescaled(tree, rescale)
     if package is None:
         package = export_package(text)
     elif not isinstance(package, str) or not package or ">" in package:
@@ -175,18 +199,14 @@ def to_python_source(tree, class_name="EvolvedLoss", package=None):
         if old not in source:
             raise RuntimeError(f"standalone module changed: {old.strip()!r} not found")
         source = source.replace(old, new, 1)
-    header = (
-        f'"""Evolved loss, exported by deap_lossgp.\n\n'
-        f"Formula (protected operators shown plain): {shorten(to_formula(text))}\n\n"
-        f"Usage::\n\n    from best_loss import {class_name}\n"
-        f"    model.compile(optimizer='adam', loss={class_name}(), metrics=['accuracy'])\n\n"
-        f"Importing this module registers the class as {package}>{class_name}, so\n"
-        f"keras.models.load_model reloads models compiled with it.\n"
-        f'"""\n'
-    )
+    usage = (f"    from best_loss import {class_name}\n"
+             f"    model.compile(optimizer='adam', loss={class_name}(), metrics=['accuracy'])\n\n"
+             f"Importing this module registers the class as {package}>{class_name}, so\n"
+             f"keras.models.load_model reloads models compiled with it.")
+    header = _header(text, "as a Keras loss", usage, note)
     body = source[source.index('"""', 3) + 3:].strip("\n")
     # Built at import, not on first attribute access, so load_model finds the class.
-    return header + body + f"\n\n\n{class_name} = _build_loss_class()\n"
+    return header + "\n" + body + f"\n\n\n{class_name} = _build_loss_class()\n"
 
 
 _TORCH_TAIL = '''
@@ -266,7 +286,7 @@ def {name}(y_true, y_pred):
 '''
 
 
-def to_torch_source(tree, class_name="EvolvedLoss"):
+def to_torch_source(tree, class_name="EvolvedLoss", rescale=False):
     """A standalone module defining the loss as a :class:`torch.nn.Module`.
 
     It needs only PyTorch.  ``class_name(reduction="mean")(input, target)``
@@ -276,19 +296,22 @@ def to_torch_source(tree, class_name="EvolvedLoss"):
 
     :param tree: a DEAP tree or an expression string.
     :param class_name: name of the generated class (a Python identifier).
+    :param rescale: multiply the loss by ``1 / loss_scale(tree)`` (see
+                    :func:`loss_scale`).
     :returns: the module's source code.
-    :raises ValueError: for an unreadable tree or an invalid class name.
+    :raises ValueError: for an unreadable tree, an invalid class name or a
+                        loss that cannot be rescaled.
     """
     usage = (f"    from best_loss_torch import {class_name}\n"
              f"    criterion = {class_name}()\n"
              f"    loss = criterion(torch.softmax(logits, dim=-1), labels)\n"
              f"    loss.backward()")
-    return _module(tree, class_name, "class_name", "torch", constant="y_pred.new_tensor",
+    return _module(tree, rescale, class_name, "class_name", "torch", constant="y_pred.new_tensor",
                    title="as a PyTorch loss", usage=usage,
                    imports='import torch\n\n__all__ = ["EXPRESSION", "elementwise", "{name}"]\n', tail=_TORCH_TAIL)
 
 
-def to_numpy_source(tree, function_name="evolved_loss"):
+def to_numpy_source(tree, function_name="evolved_loss", rescale=False):
     """A standalone module defining the loss as a plain NumPy function.
 
     It needs only NumPy.  ``function_name(y_true, y_pred)`` returns the loss
@@ -297,28 +320,81 @@ def to_numpy_source(tree, function_name="evolved_loss"):
 
     :param tree: a DEAP tree or an expression string.
     :param function_name: name of the generated function (a Python identifier).
+    :param rescale: multiply the loss by ``1 / loss_scale(tree)`` (see
+                    :func:`loss_scale`).
     :returns: the module's source code.
-    :raises ValueError: for an unreadable tree or an invalid function name.
+    :raises ValueError: for an unreadable tree, an invalid function name or
+                        a loss that cannot be rescaled.
     """
     usage = (f"    from best_loss_numpy import {function_name}\n"
              f"    loss = {function_name}(y_true, y_pred).mean()")
-    return _module(tree, function_name, "function_name", "np", constant="y_pred.dtype.type",
+    return _module(tree, rescale, function_name, "function_name", "np", constant="y_pred.dtype.type",
                    title="as a NumPy function", usage=usage,
                    imports='import numpy as np\n\n__all__ = ["EXPRESSION", "elementwise", "{name}"]\n',
                    tail=_NUMPY_TAIL)
 
 
-def to_source(tree, format="keras"):
+def to_source(tree, format="keras", rescale=False):
     """The standalone module of a loss in one of :data:`EXPORT_FORMATS`.
 
     :param tree: a DEAP tree or an expression string.
     :param format: ``"keras"`` (a Keras loss class ``EvolvedLoss``),
                    ``"torch"`` (a :class:`torch.nn.Module` ``EvolvedLoss``) or
                    ``"numpy"`` (a function ``evolved_loss``).
+    :param rescale: multiply the loss by ``1 / loss_scale(tree)``, so that
+                    plain SGD takes steps of cross-entropy's size with it
+                    (see :func:`loss_scale`; Adam is unaffected).
     :returns: the module's source code.
-    :raises ValueError: for another format.
+    :raises ValueError: for another format, or a loss that cannot be rescaled.
     """
     writers = {"keras": to_python_source, "torch": to_torch_source, "numpy": to_numpy_source}
     if format not in writers:
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
-    return writers[format](tree)
+    return writers[format](tree, rescale=rescale)
+
+
+def reference_batch():
+    """The reference prediction :func:`loss_scale` measures a loss at.
+
+    64 samples of 10 classes with one-hot labels; the predictions are the
+    softmax of logits drawn with standard deviation 0.5 (seed 0): near
+    uniform, as a classifier's are early in training.
+
+    :returns: ``(y_true, y_pred)``, float64 arrays of shape ``(64, 10)``.
+    """
+    return probe_batch(seed=0, batch=64, classes=10, dtype="float64", spread=0.5)
+
+
+def loss_scale(tree):
+    """How large a loss's gradient is, relative to cross-entropy's, at the reference prediction.
+
+    The ratio of the norms of the gradients with respect to the logits (the
+    model's outputs before the softmax) of the loss, as exported (the
+    expression averaged over classes and the batch), and of cross-entropy
+    (summed over classes, averaged over the batch, as Keras and PyTorch
+    compute it), at :func:`reference_batch`.  Gradients, not values: a loss
+    plus a constant trains exactly as the loss does, but its value differs.
+
+    Adam's steps do not depend on the loss's scale; plain SGD's are
+    proportional to it, so a loss with scale 1000 needs a learning rate 1000
+    times smaller than cross-entropy's.  ``to_source(..., rescale=True)``
+    divides the exported loss by its scale.
+
+    :param tree: a DEAP tree or an expression string.
+    :returns: the ratio, a positive float (1.0 for cross-entropy up to the
+              factor C of averaging over classes: ``0.1`` for 10 classes).
+    :raises ValueError: when the loss's gradient there is zero or not finite.
+    """
+    y_true, y_pred = reference_batch()
+    _, gradient = value_and_gradient(tree, y_true, y_pred)
+    # Through the softmax: d/dz_j = p_j (g_j - sum_i g_i p_i), per sample.
+    logits = y_pred * (gradient - (gradient * y_pred).sum(axis=1, keepdims=True))
+    cross_entropy = (y_pred - y_true) / len(y_pred)
+    with numpy.errstate(all="ignore"):
+        scale = float(numpy.linalg.norm(logits) / numpy.linalg.norm(cross_entropy))
+    # Below this, the gradient is rounding error: the loss is flat there (like y_pred summed over classes).
+    if not math.isfinite(scale) or scale < 1e-12:
+        problem = "not finite" if not math.isfinite(scale) else "zero"
+        raise ValueError(f"the loss's gradient at the reference prediction is {problem}, so it has no scale to "
+                         "rescale by; export it without rescale")
+    return scale

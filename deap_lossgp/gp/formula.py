@@ -2,41 +2,54 @@
 
 The formulas are built from the operator table
 (:data:`~deap_lossgp.gp.vocabulary.VOCABULARY`); sympy is imported on first
-use.  sympy's simplification grows exponentially with some trees (nested
-``sin`` around ``y_true*log(y_pred)`` took 4.4 s at 12 levels and 64 s at
-16), and sympy recurses, so it fails on trees about 150 levels deep.  Hence
+use.  :func:`sympy.simplify` is not used: its time grows exponentially
+with some trees, even small ones (nested ``sin`` around
+``y_true*log(y_pred)`` took 4.4 s at 12 levels and 64 s at 16; an 8-node
+tree of nested ``sin`` and ``cos`` took 1.8 s), and no size budget bounds it.
+sympy also recurses, so it fails on trees about 150 levels deep.  Hence
 three tiers, chosen by the tree's size:
 
-* at most :data:`SIMPLIFY_MAX_NODES` nodes and :data:`SIMPLIFY_MAX_NESTING`
-  nested function calls: simplified by :func:`sympy.simplify`;
+* at most :data:`EXPAND_MAX_NODES` nodes: sympy's automatic evaluation
+  (like terms collected, constants folded), replaced by its expansion
+  (:func:`sympy.expand`) where that has fewer operations, so
+  ``y_pred*(y_true + 1) - y_pred`` prints as ``y_pred*y_true``;
 * at most :data:`SYMPY_MAX_NODES` nodes and :data:`SYMPY_MAX_HEIGHT`
-  levels: tidied by sympy's automatic evaluation only (like terms
-  collected, constants folded);
+  levels: sympy's automatic evaluation only;
 * larger: printed as they are, by a plain infix printer that walks the
   tree with explicit stacks, in time linear in its size.
 
-A sympy result that would not read back as a finite loss (an imaginary unit,
-an infinity, a name the parser does not know) is replaced by the plain
-printer's, so every formula printed here reads back with
-:func:`~deap_lossgp.gp.standalone.parse`.
+Formulas say what the loss computes: the protected operators print under
+names of their own, ``pdiv psqrt plog pexp`` (as sympy functions that keep
+their arguments unevaluated, so ``psqrt(-y_pred)`` is not turned into an
+imaginary number and ``pdiv(y_pred, y_pred)`` is not cancelled to 1), and
+:data:`FORMULA_LEGEND` is the one line that explains them, for callers to
+print once beside their formulas.  A sympy result that would not read back
+as a finite loss (an infinity, a name the parser does not know) is replaced
+by the plain printer's, so every formula printed here reads back with
+:func:`~deap_lossgp.gp.standalone.parse`, which knows the marked names.
 """
 
+import functools
 import math
 
 import numpy
 
 from .program import program_of
-from .standalone import parse
+from .standalone import EXP_LIMIT, TINY, parse
 from .vocabulary import VOCABULARY
 
-__all__ = ["SIMPLIFY_MAX_NODES", "SIMPLIFY_MAX_NESTING", "SYMPY_MAX_NODES", "SYMPY_MAX_HEIGHT", "SHORT_LENGTH",
-           "to_sympy", "to_formula", "to_latex", "plain_formula", "shorten"]
+__all__ = ["FORMULA_LEGEND", "EXPAND_MAX_NODES", "SYMPY_MAX_NODES", "SYMPY_MAX_HEIGHT", "SHORT_LENGTH", "to_sympy",
+           "to_formula", "to_latex", "plain_formula", "shorten"]
 
-#: Largest tree (in nodes) :func:`sympy.simplify` is tried on.
-SIMPLIFY_MAX_NODES = 15
-#: Most nested function calls (``sin``, ``log``...) on one path of a tree
-#: :func:`sympy.simplify` is tried on: its cost doubles with each level.
-SIMPLIFY_MAX_NESTING = 4
+#: One line explaining the protected operators' names in printed formulas;
+#: print it once per output that shows formulas.
+FORMULA_LEGEND = "protected operators: " + "; ".join(
+    operator.protected.replace("EXP_LIMIT", f"{EXP_LIMIT:g}").replace("TINY", f"{TINY:g}")
+    for operator in VOCABULARY.values() if operator.protected)
+
+#: Largest tree (in nodes) whose expansion is tried: a product of sums
+#: expands to at most ``2**(nodes / 4)`` terms.
+EXPAND_MAX_NODES = 30
 #: Largest tree (in nodes) sympy's automatic evaluation tidies.
 SYMPY_MAX_NODES = 200
 #: Deepest tree (in levels) sympy is given: sympy recurses over the formula.
@@ -64,21 +77,46 @@ def _folded(operator, arguments):
     return sympy.Float(value) if math.isfinite(value) else None
 
 
-def to_sympy(tree):
-    """The nominal formula of a tree as a sympy expression.
+@functools.lru_cache(maxsize=None)
+def _marked():
+    """operator name -> the sympy function of a protected operator, printed
+    under its marked name (``plog``), folded with its rule on numbers."""
+    import sympy
 
-    Protected operators are shown as their plain counterparts (``div`` as
-    ``/``, ``log`` as ``log``...), which is how a reader thinks of them;
-    constant arguments are folded with the protected rule, so
-    ``sqrt(-0.25)`` shows as ``0.5``, not as an imaginary number.  sympy
-    recurses over expressions: trees deeper than about 150 levels raise
-    :class:`RecursionError` here; :func:`to_formula` does not.
+    def latex(self, printer, exp=None):
+        name = self.operator.latex + ("" if exp is None else f"^{{{exp}}}")
+        return name + r"\left(" + ", ".join(printer._print(argument) for argument in self.args) + r"\right)"
+
+    functions = {}
+    for operator in VOCABULARY.values():
+        if operator.protected:
+            evaluate = classmethod(lambda cls, *arguments: _folded(cls.operator, arguments))
+            functions[operator.name] = type(operator.printed, (sympy.Function,), {
+                "nargs": operator.arity, "operator": operator, "eval": evaluate, "_latex": latex})
+    return functions
+
+
+def to_sympy(tree, protected=True):
+    """The formula of a tree as a sympy expression.
+
+    With *protected* (the default) the protected operators are sympy
+    functions printed ``pdiv psqrt plog pexp`` (see :data:`FORMULA_LEGEND`):
+    the formula computes what the loss computes.  Without, they are their
+    plain counterparts (``div`` as ``/``, ``log`` as ``log``): the nominal
+    formula, how a reader thinks of them, which differs from the loss where
+    the protection steps in.  Either way constant arguments are folded with
+    the protected rule, so ``sqrt(-0.25)`` shows as ``0.5``, not as an
+    imaginary number.  sympy recurses over expressions: trees deeper than
+    about 150 levels raise :class:`RecursionError` here; :func:`to_formula`
+    does not.
 
     :param tree: a DEAP tree or an expression string.
+    :param protected: mark the protected operators.
     :returns: a :class:`sympy.Expr` in the symbols ``y_true`` and ``y_pred``.
     """
     import sympy
 
+    marked = _marked() if protected else {}
     stack = []
     for kind, value in reversed(program_of(tree)):
         if kind == "const":
@@ -88,25 +126,23 @@ def to_sympy(tree):
         else:
             operator = VOCABULARY[value]
             arguments = [stack.pop() for _ in range(operator.arity)]
+            if value in marked:
+                stack.append(marked[value](*arguments))
+                continue
             folded = _folded(operator, arguments)
             stack.append(operator.sympy(sympy, *arguments) if folded is None else folded)
     return stack[0]
 
 
-def _shape(program):
-    """``(nodes, height, nesting)`` of a program: its size, its levels and the
-    most function calls on one root-to-leaf path."""
+def _height(program):
+    """The number of levels of a program."""
     stack = []
     for kind, value in reversed(program):
-        if kind != "op":
-            stack.append((1, 0))
-            continue
-        operator = VOCABULARY[value]
-        children = [stack.pop() for _ in range(operator.arity)]
-        call = operator.infix is None
-        stack.append((1 + max(h for h, _ in children), call + max(n for _, n in children)))
-    height, nesting = stack[0]
-    return len(program), height + 1, nesting
+        if kind == "op":
+            stack.append(1 + max(stack.pop() for _ in range(VOCABULARY[value].arity)))
+        else:
+            stack.append(1)
+    return stack[0]
 
 
 def _number(value, digits, latex):
@@ -192,18 +228,17 @@ def _readable(program, digits):
     """The sympy formula of a program within the sympy budget, else ``None``."""
     import sympy
 
-    nodes, height, nesting = _shape(program)
-    if nodes > SYMPY_MAX_NODES or height > SYMPY_MAX_HEIGHT:
+    if len(program) > SYMPY_MAX_NODES or _height(program) > SYMPY_MAX_HEIGHT:
         return None
     try:
         expr = to_sympy(program)
-        if nodes <= SIMPLIFY_MAX_NODES and nesting <= SIMPLIFY_MAX_NESTING:
-            expr = sympy.simplify(expr)
+        if len(program) <= EXPAND_MAX_NODES:
+            expr = min(expr, sympy.expand(expr), key=sympy.count_ops)
         expr = expr.xreplace({f: sympy.Float(f, digits) for f in expr.atoms(sympy.Float)})
         parse(str(expr))
-    # sympy's heuristics fail on a few trees (comparisons of NaN, deep
-    # recursion); the parser refuses what sympy prints but is no loss
-    # (an imaginary unit, an infinity, Abs...). The plain printer never fails.
+    # sympy fails on a few trees (comparisons of NaN, deep recursion); the
+    # parser refuses what sympy prints but is no loss (an infinity, a name
+    # it does not know). The plain printer never fails.
     except (ArithmeticError, RecursionError, TypeError, ValueError):
         return None
     if expr.has(sympy.I, sympy.zoo, sympy.oo, sympy.S.NegativeInfinity, sympy.nan):
@@ -214,13 +249,13 @@ def _readable(program, digits):
 def to_formula(tree, digits=5):
     """A simplified, human-readable formula of a tree, in bounded time.
 
-    Small trees are simplified by sympy, mid-sized ones tidied, large ones
-    printed as they are (see the module's description); the worst legal
-    tree prints in well under a second.
+    Small and mid-sized trees are tidied by sympy, large ones printed as
+    they are (see the module's description); the worst legal tree prints in
+    well under a second.
 
     :param tree: a DEAP tree or an expression string.
     :param digits: significant digits of constants.
-    :returns: the formula as text, e.g. ``"-y_true*log(y_pred)"``; it reads
+    :returns: the formula as text, e.g. ``"-y_true*plog(y_pred)"``; it reads
               back with :func:`~deap_lossgp.gp.standalone.parse`.
     """
     program = program_of(tree)

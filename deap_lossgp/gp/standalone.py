@@ -29,7 +29,7 @@ CLASS_NAME = "ExpressionLoss"
 #: Keras serialisation package the class is registered under.
 PACKAGE = "deap_lossgp"
 
-__all__ = ["OPERATORS", "ARGUMENTS", "EXPRESSION", "CLASS_NAME", "MAX_LENGTH", "MAX_DEPTH", "MAX_NODES", "parse",
+__all__ = ["OPERATORS", "ALIASES", "ARGUMENTS", "EXPRESSION", "CLASS_NAME", "MAX_LENGTH", "MAX_DEPTH", "MAX_NODES", "parse",
            "evaluate", CLASS_NAME]
 
 #: The two arguments of every loss expression.
@@ -99,6 +99,10 @@ OPERATORS = {
     "sin": (1, _sin),
     "cos": (1, _cos),
 }
+
+#: The names formulas print for the protected operators (``plog(y_pred)``),
+#: read as those operators, so a printed formula reads back.
+ALIASES = {"pdiv": "div", "psqrt": "sqrt", "plog": "log", "pexp": "exp"}
 
 #: Longest expression text accepted (about 10,000 nodes).
 MAX_LENGTH = 100_000
@@ -234,7 +238,7 @@ def _operand(builder, kind, value, at, calls_next):
                              "the loss needs finite constants")
         return builder.add(("const", number))
     if calls_next:
-        if value not in OPERATORS:
+        if value not in OPERATORS and value not in ALIASES:
             raise ValueError(
                 f"unknown operator {_quote(value)} at character {at}; known operators: {', '.join(OPERATORS)}"
             )
@@ -255,8 +259,10 @@ def parse(text):
     **`` and Python's precedence; both may be mixed.  ``/`` is the protected
     ``div``; ``a**n`` needs a constant exponent and becomes products of ``a``
     or of its square roots where the exponent allows (``x**(3/2)`` is
-    ``mul(x, sqrt(x))``), else ``exp(mul(n, log(a)))``.  A minus sign before a
-    number makes a negative constant.  The text is read with explicit stacks,
+    ``mul(x, sqrt(x))``), else ``exp(mul(n, log(a)))``.  The names formulas
+    print for the protected operators (:data:`ALIASES`: ``pdiv psqrt plog
+    pexp``) are read as those operators.  A minus sign before a number makes
+    a negative constant.  The text is read with explicit stacks,
     never by recursion or ``eval``, and is limited to :data:`MAX_LENGTH`
     characters, :data:`MAX_DEPTH` levels and :data:`MAX_NODES` nodes.
 
@@ -322,7 +328,7 @@ def parse(text):
             if kind in ("number", "name"):
                 node = _operand(builder, kind, value, at, kind == "name" and calls_next)
                 if node is None:
-                    push(["call", value, at, 0])
+                    push(["call", ALIASES.get(value, value), at, 0])
                     i += 1
                 else:
                     operands.append(node)

@@ -37,15 +37,17 @@ class Operator(NamedTuple):
                    ``{b}``) in the array module ``{xp}`` (``np`` or
                    ``torch``), with the module constants ``TINY`` and
                    ``EXP_LIMIT``: the exported code.
-    :param sympy: ``sympy(functions, *arguments)``, the formula; *functions*
-                  is :mod:`sympy` (or a namespace with its functions).
-    :param printed: the name formulas print (a function call), or, with
-                    *infix*, the operator symbol.
+    :param sympy: ``sympy(functions, *arguments)``, the nominal formula (a
+                  protected operator as its plain counterpart); *functions*
+                  is :mod:`sympy`.
+    :param printed: the name formulas print (a function call: ``p`` marks a
+                    protected operator, ``plog``), or, with *infix*, the
+                    operator symbol.
     :param infix: the precedence of an infix operator (1 for ``+ -``, 2 for
                   ``*``, 3 for the unary ``-``), ``None`` for a function call.
     :param latex: the LaTeX of the symbol or function name.
-    :param protected: the protected rule in words, ``""`` for an operator
-                      that needs none.
+    :param protected: the protected rule in words, in the printed name,
+                      ``""`` for an operator that needs none.
     """
 
     name: str
@@ -127,16 +129,16 @@ _OPERATORS = [
              "*", 2, r"\cdot", ""),
     Operator("div", 2, _div, _div_partials,
              "{xp}.where({xp}.abs({b}) < TINY, 1.0, {a} / {xp}.where({xp}.abs({b}) < TINY, 1.0, {b}))",
-             lambda s, a, b: a / b, "div", None, r"\operatorname{div}",
-             "div(a, b) = a/b, or 1 where |b| < TINY"),
+             lambda s, a, b: a / b, "pdiv", None, r"\operatorname{pdiv}",
+             "pdiv(a, b) = a/b, or 1 where |b| < TINY"),
     Operator("neg", 1, _neg, lambda a: (-1.0,), "-{a}", lambda s, a: -a, "-", 3, "-", ""),
     Operator("sqrt", 1, _sqrt, _sqrt_partials, "{xp}.sqrt({xp}.clip({xp}.abs({a}), TINY, None))",
-             lambda s, a: s.sqrt(a), "sqrt", None, r"\operatorname{sqrt}",
-             "sqrt(a) = sqrt(max(|a|, TINY))"),
+             lambda s, a: s.sqrt(a), "psqrt", None, r"\operatorname{psqrt}",
+             "psqrt(a) = sqrt(max(|a|, TINY))"),
     Operator("log", 1, _log, _log_partials, "{xp}.log({xp}.clip({xp}.abs({a}), TINY, None))",
-             lambda s, a: s.log(a), "log", None, r"\log", "log(a) = log(max(|a|, TINY))"),
+             lambda s, a: s.log(a), "plog", None, r"\operatorname{plog}", "plog(a) = log(max(|a|, TINY))"),
     Operator("exp", 1, _exp, _exp_partials, "{xp}.exp({xp}.clip({a}, None, EXP_LIMIT))",
-             lambda s, a: s.exp(a), "exp", None, r"\exp", "exp(a) = exp(min(a, EXP_LIMIT))"),
+             lambda s, a: s.exp(a), "pexp", None, r"\operatorname{pexp}", "pexp(a) = exp(min(a, EXP_LIMIT))"),
     Operator("sin", 1, numpy.sin, lambda a: (numpy.cos(a),), "{xp}.sin({a})", lambda s, a: s.sin(a),
              "sin", None, r"\sin", ""),
     Operator("cos", 1, numpy.cos, lambda a: (-numpy.sin(a),), "{xp}.cos({a})", lambda s, a: s.cos(a),
