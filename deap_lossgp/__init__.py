@@ -61,7 +61,7 @@ from .search.parallel import get_map
 from .search.presets import Preset, SearchConfig, get_preset
 from .search.toolbox import FitnessLoss, LossIndividual, make_toolbox
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "make_pset",

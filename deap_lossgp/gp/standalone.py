@@ -2,7 +2,7 @@
 
 This module is self-contained on purpose: it imports only the standard
 library, NumPy and (when the loss class is first used) Keras.  The package
-uses it for compilation, and :func:`deap_lossgp.gp.expression.to_python_source`
+uses it for compilation, and :func:`deap_lossgp.gp.export.to_python_source`
 copies it verbatim into the ``best_loss.py`` a search exports, so the exported
 loss behaves exactly as the one the search evaluated and can be imported
 without deap_lossgp installed.
