@@ -29,8 +29,8 @@ CLASS_NAME = "ExpressionLoss"
 #: Keras serialisation package the class is registered under.
 PACKAGE = "deap_lossgp"
 
-__all__ = ["OPERATORS", "ALIASES", "ARGUMENTS", "EXPRESSION", "CLASS_NAME", "MAX_LENGTH", "MAX_DEPTH", "MAX_NODES", "parse",
-           "evaluate", CLASS_NAME]
+__all__ = ["OPERATORS", "ALIASES", "ARGUMENTS", "EXPRESSION", "CLASS_NAME", "MAX_LENGTH", "MAX_DEPTH", "MAX_NODES",
+           "parse", "evaluate", CLASS_NAME]
 
 #: The two arguments of every loss expression.
 ARGUMENTS = ("y_true", "y_pred")

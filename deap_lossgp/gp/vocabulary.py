@@ -76,6 +76,9 @@ def _mul(a, b):
     return a * b
 
 
+# The divisor is made safe before dividing (here and in div's source): a
+# `where` after the division would still propagate the NaN/inf gradient of
+# the branch it discards.
 def _div(a, b):
     small = numpy.abs(b) < TINY
     safe = numpy.where(small, 1.0, b)
