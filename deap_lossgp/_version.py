@@ -1,31 +1,44 @@
-"""The package's version and the versions a run records: the ground layer, importing nothing of the package."""
+"""The package's version, and the versions of what a run runs on.
 
-import os
+The lowest layer of the package: it imports nothing of deap_lossgp, so
+every layer can record versions without importing the package root (the top
+layer, which imports everything).
+"""
+
+import importlib
 import platform
 
 __all__ = ["__version__", "environment"]
 
+#: The package's version.
 __version__ = "0.2.0"
 
 
-def environment(machine=False):
-    """The versions a run or a benchmark records.
+def environment(frameworks=()):
+    """The versions a run or a benchmark records, in one dictionary.
 
-    :param machine: also describe the machine (processor, CPU cores, GPUs;
-                    the GPU count imports TensorFlow).
-    :returns: a JSON-ready dict.
+    :param frameworks: names of further modules whose versions to add, such
+                       as ``("keras",)`` or ``("tensorflow", "torch")``.
+                       They are imported when asked for, never otherwise, so
+                       the default starts no TensorFlow and gives the same
+                       keys in every process.
+    :returns: ``{"deap_lossgp": ..., "deap": ..., "numpy": ..., "python": ...}``
+              and one entry per framework, in that order.
+    :raises ValueError: for a framework that is not installed or has no
+                        ``__version__``.
     """
     import deap
     import numpy
 
-    found = {"deap_lossgp": __version__, "deap": deap.__version__, "numpy": numpy.__version__,
-             "python": platform.python_version()}
-    if machine:
-        import keras
-        import tensorflow as tf
-
-        gpus = len(tf.config.list_physical_devices("GPU"))
-        found.update(keras=keras.__version__, tensorflow=tf.__version__,
-                     machine=f"{platform.machine()}, {os.cpu_count()} CPU cores, "
-                             f"{f'{gpus} GPU(s)' if gpus else 'no GPU'}")
-    return found
+    if isinstance(frameworks, str):
+        raise ValueError(f"frameworks must be a sequence of module names, got the string {frameworks!r}; "
+                         f"write ({frameworks!r},)")
+    versions = {"deap_lossgp": __version__, "deap": deap.__version__, "numpy": numpy.__version__,
+                "python": platform.python_version()}
+    for name in frameworks:
+        try:
+            versions[name] = importlib.import_module(name).__version__
+        except (ImportError, AttributeError):
+            raise ValueError(f"cannot report the version of {name!r}: it is not installed or has no "
+                             "__version__") from None
+    return versions

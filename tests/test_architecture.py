@@ -16,39 +16,62 @@ from deap_lossgp.search.driver import make_config, resolve_config, run_search
 
 PACKAGE = pathlib.Path(deap_lossgp.__file__).parent
 # Lower numbers are lower layers; algorithms and fitness are peers that must not import each other.
+# The package root ("__init__") is the top layer: it imports everything, so nothing else may import it.
 LAYERS = {"_version": 0, "checks": 0, "gp": 1, "checkpoint": 2, "evaluation": 2, "algorithms": 2, "fitness": 2,
-          "search": 3, "app": 4}
+          "search": 3, "app": 4, "__init__": 5}
 PEERS = {("algorithms", "fitness"), ("fitness", "algorithms"), ("checkpoint", "fitness"), ("fitness", "checkpoint"),
          ("evaluation", "fitness"), ("fitness", "evaluation"), ("evaluation", "algorithms")}
 REFERENCE = json.loads((pathlib.Path(__file__).parent / "data" / "evolve_reference.json").read_text())
 
 
 def _component(module):
-    """The top component of a dotted module name inside the package, or None."""
+    """The top component of a dotted module name inside the package ("__init__" for the root), or None."""
     parts = module.split(".")
-    return parts[1] if parts[0] == "deap_lossgp" and len(parts) > 1 else None
+    if parts[0] != "deap_lossgp":
+        return None
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _is_module(dotted):
+    """Whether a dotted name inside the package is a module or package (not a name defined in one)."""
+    path = PACKAGE.joinpath(*dotted.split(".")[1:])
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
 
 
 def _imports(path):
-    """The deap_lossgp modules a file imports (relative imports resolved)."""
+    """The deap_lossgp modules a file imports (relative imports resolved).
+
+    ``from .. import X`` and ``from deap_lossgp import X`` import the module
+    X when there is one, else a name of the package root: they then count as
+    importing ``deap_lossgp`` itself.
+    """
     module = "deap_lossgp." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    return module, _scan(package, path.read_text())
+
+
+def _scan(package, source):
+    """The deap_lossgp modules *source*, a module of *package*, imports."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 target = f"{base}.{node.module}" if node.module else base
-                names = [f"{target}.{alias.name}" for alias in node.names] if not node.module else [target]
             else:
-                names = [node.module or ""]
-            found.update(name for name in names if name.startswith("deap_lossgp."))
+                target = node.module or ""
+            # "from T import X" imports the module T.X if there is one, else a name of T.
+            names = [f"{target}.{alias.name}" if _is_module(f"{target}.{alias.name}") else target
+                     for alias in node.names]
+            found.update(name for name in names if name == "deap_lossgp" or name.startswith("deap_lossgp."))
         elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names if alias.name.startswith("deap_lossgp."))
-    return module, found
+            found.update(alias.name for alias in node.names
+                         if alias.name == "deap_lossgp" or alias.name.startswith("deap_lossgp."))
+    return found
 
 
-def test_no_module_imports_a_higher_layer():
+def _upward_imports():
+    """``(module, imported)`` pairs where a module imports a higher layer or a peer."""
     upward = []
     for path in PACKAGE.rglob("*.py"):
         if path == PACKAGE / "__init__.py":
@@ -58,13 +81,35 @@ def test_no_module_imports_a_higher_layer():
         for target in imported:
             there = _component(target)
             if there in LAYERS and (LAYERS[there] > LAYERS[here] or (here, there) in PEERS):
-                upward.append(f"{module} -> {target}")
+                upward.append((module, target))
+    return upward
+
+
+def test_no_module_imports_a_higher_layer():
+    upward = [f"{module} -> {target}" for module, target in _upward_imports() if target != "deap_lossgp"]
     assert upward == []
+
+
+def test_only_the_package_root_imports_the_package_root():
+    # Expected to fail until search/driver.py and app/benchmark.py take their
+    # versions from deap_lossgp._version (environment()) instead of `from .. import __version__`.
+    root = sorted({module for module, target in _upward_imports() if target == "deap_lossgp"})
+    assert root == [], (f"{', '.join(root)} import the package root (the top layer, which imports everything); "
+                        "import __version__ or environment() from deap_lossgp._version instead")
+
+
+@pytest.mark.parametrize("source, component", [
+    ("from .. import __version__", "__init__"), ("from deap_lossgp import LossFitness", "__init__"),
+    ("import deap_lossgp", "__init__"), ("from .. import gp", "gp"), ("from ..gp import expression", "gp"),
+    ("from .._version import environment", "_version"), ("from . import rundir", "search"),
+])
+def test_the_import_scan_sees_imports_of_the_package_root(source, component):
+    assert {_component(name) for name in _scan("deap_lossgp.search", source)} == {component}
 
 
 def test_the_layers_cover_the_package():
     components = {path.relative_to(PACKAGE).parts[0].removesuffix(".py") for path in PACKAGE.rglob("*.py")}
-    assert components - {"__init__"} == set(LAYERS)
+    assert components == set(LAYERS)
 
 
 def test_importing_the_package_does_not_start_tensorflow():

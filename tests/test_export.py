@@ -233,3 +233,100 @@ def test_keras_export_runs_under_the_jax_backend(tmp_path):
     np.testing.assert_allclose(jax["per_sample"], per_sample, rtol=1e-5)
     np.testing.assert_allclose(jax["gradient"], gradient, rtol=1e-5, atol=1e-7)
     assert all(np.isfinite(jax["history"]))
+
+
+@pytest.mark.parametrize("writer, argument", [(to_python_source, "class_name"), (to_torch_source, "class_name"),
+                                              (to_numpy_source, "function_name")])
+@pytest.mark.parametrize("name, problem", [
+    ("class", "is a Python keyword"), ("None", "is a Python keyword"), ("list", "hide Python's built-in list"),
+    ("int", "hide Python's built-in int"), ("__init__", "special Python name"),
+    ("EXPRESSION", "defines or imports itself"), ("TINY", "defines or imports itself"),
+])
+def test_export_names_that_would_break_the_module_are_refused(writer, argument, name, problem):
+    with pytest.raises(ValueError, match=f"^{argument} '{name}' .*{problem}.*; choose another name$"):
+        writer("neg(mul(y_true, log(y_pred)))", **{argument: name})
+
+
+@pytest.mark.parametrize("writer, argument, name", [
+    (to_numpy_source, "function_name", "np"), (to_numpy_source, "function_name", "elementwise"),
+    (to_torch_source, "class_name", "torch"), (to_python_source, "class_name", "parse"),
+])
+def test_export_names_the_module_itself_uses_are_refused(writer, argument, name):
+    with pytest.raises(ValueError, match="defines or imports itself"):
+        writer("neg(mul(y_true, log(y_pred)))", **{argument: name})
+
+
+def test_a_name_that_passes_the_check_gives_a_working_module(tmp_path):
+    # "match" is a soft keyword: a valid name.
+    module = load(tmp_path / "renamed.py", to_numpy_source("neg(mul(y_true, log(y_pred)))", function_name="match"))
+    np.testing.assert_allclose(module.match(Y_TRUE, Y_PRED), -(Y_TRUE * np.log(Y_PRED)).mean(axis=1), rtol=1e-6)
+    torch_module = load(tmp_path / "renamed_torch.py", to_torch_source("neg(y_pred)", class_name="CustomLoss"))
+    assert torch_module.__all__ == ["EXPRESSION", "elementwise", "CustomLoss"]
+
+
+def test_loss_scale_compares_gradients_with_cross_entropys():
+    from deap_lossgp.gp.export import loss_scale
+
+    ce = "neg(mul(y_true, log(y_pred)))"
+    assert loss_scale(ce) == pytest.approx(0.1)  # the tree averages over the 10 classes where CE sums
+    assert loss_scale(f"mul(1000.0, {ce})") == pytest.approx(100.0)
+    assert loss_scale(f"add(1000.0, {ce})") == pytest.approx(0.1)  # a constant changes no step
+    with pytest.raises(ValueError, match="gradient at the reference prediction is zero"):
+        loss_scale("add(y_pred, y_true)")  # sums to a constant over classes: flat in the logits
+
+
+def train_with_sgd(module, steps=50):
+    """Losses of a linear classifier on separable data, trained by plain SGD (lr 0.05) with an exported loss."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 8, generator=generator)
+    labels = (x @ torch.randn(8, 4, generator=generator)).argmax(dim=1)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    criterion, losses = module.EvolvedLoss(), []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = criterion(torch.softmax(model(x), dim=-1), labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return np.array(losses), (model(x).argmax(dim=1) == labels).float().mean().item()
+
+
+@pytest.mark.parametrize("expression", [
+    "mul(1000000.0, neg(mul(y_true, log(y_pred))))",   # scale 100,000: SGD's steps overshoot
+    "mul(100000.0, exp(sub(y_pred, y_true)))",          # scale 768
+    "mul(0.001, neg(mul(y_true, log(y_pred))))",         # scale 0.0001: SGD barely moves
+])
+def test_the_rescaled_torch_export_trains_with_plain_sgd(expression, tmp_path):
+    pytest.importorskip("torch")
+    rescaled = load(tmp_path / "rescaled.py", to_source(expression, "torch", rescale=True))
+    losses, accuracy = train_with_sgd(rescaled)
+    assert np.all(np.isfinite(losses)) and np.all(np.diff(losses) <= 0) and losses[-1] < losses[0]
+    assert accuracy > 0.85
+    raw_losses, raw_accuracy = train_with_sgd(load(tmp_path / "raw.py", to_source(expression, "torch")))
+    assert np.any(np.diff(raw_losses) > 0) or raw_accuracy < 0.5  # the same loss unscaled does not
+
+
+def test_rescaled_exports_say_so_and_agree_across_formats(tmp_path):
+    from deap_lossgp.gp.export import loss_scale
+
+    expression = "mul(100000.0, exp(sub(y_pred, y_true)))"
+    factor = 1 / loss_scale(expression)
+    numpy_module = load(tmp_path / "rescaled_numpy.py", to_source(expression, "numpy", rescale=True))
+    np.testing.assert_allclose(numpy_module.evolved_loss(Y_TRUE, Y_PRED),
+                               factor * load(tmp_path / "raw_numpy.py", to_source(expression, "numpy"))
+                               .evolved_loss(Y_TRUE, Y_PRED), rtol=1e-6)
+    keras_source = to_source(expression, "keras", rescale=True)
+    assert f"Rescaled by {factor:.6g}" in keras_source and numpy_module.EXPRESSION.startswith("mul(")
+    assert f"EXPRESSION = {numpy_module.EXPRESSION!r}" in keras_source
+    with pytest.raises(ValueError, match="export it without rescale"):
+        to_source("add(y_pred, 1.0)", "torch", rescale=True)
+
+
+def test_exported_formulas_mark_the_protected_operators():
+    source = to_torch_source("neg(mul(y_true, log(y_pred)))")
+    assert "Formula: -y_true*plog(y_pred)\n" in source
+    assert "    plog(a) = log(max(|a|, TINY))\n" in source and "\ndef plog(a):\n" in source

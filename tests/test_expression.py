@@ -1,4 +1,5 @@
 import random
+import time
 
 import numpy as np
 import pytest
@@ -112,12 +113,33 @@ def test_canonical_key_identifies_equivalent_trees_only():
 def test_formulas_sympy_latex():
     import sympy
 
-    expr = to_sympy("neg(mul(y_true, log(y_pred)))")
     y_true, y_pred = sympy.symbols("y_true y_pred")
-    assert sympy.simplify(expr + y_true * sympy.log(y_pred)) == 0
+    nominal = to_sympy("neg(mul(y_true, log(y_pred)))", protected=False)
+    assert sympy.simplify(nominal + y_true * sympy.log(y_pred)) == 0
+    marked = to_sympy("neg(mul(y_true, log(y_pred)))")
+    assert str(marked) == "-y_true*plog(y_pred)" and not marked.has(sympy.log)
     assert to_formula("add(y_pred, y_pred)") == "2*y_pred"
-    assert "\\log" in to_latex("neg(mul(y_true, log(y_pred)))")
+    assert to_latex("neg(mul(y_true, log(y_pred)))") == r"- y_{true} \operatorname{plog}\left(y_{pred}\right)"
     assert to_formula(nested(100))  # large trees are tidied, not to_formula, and still print
+
+
+@pytest.mark.parametrize("text, formula", [
+    ("sqrt(neg(y_pred))", "psqrt(-y_pred)"),                 # not an imaginary number
+    ("div(y_true, y_pred)", "pdiv(y_true, y_pred)"),         # 1, not inf, where y_pred is 0
+    ("log(y_true)", "plog(y_true)"),                         # -16.1, not -inf, where y_true is 0
+    ("mul(log(y_pred), log(y_pred))", "plog(y_pred)**2"),    # simplification still works on the marked form
+    ("add(log(0), mul(y_pred, exp(y_true)))", "y_pred*pexp(y_true) - 16.118"),
+    ("sub(cos(y_pred), cos(y_pred))", "0"),
+])
+def test_formulas_mark_the_protected_operators(text, formula):
+    from deap_lossgp.gp.formula import FORMULA_LEGEND
+
+    assert to_formula(text) == formula
+    assert all(f"{name}(" in FORMULA_LEGEND for name in ("pdiv", "psqrt", "plog", "pexp"))
+    assert "\n" not in FORMULA_LEGEND and len(FORMULA_LEGEND) < 200
+    y_true, y_pred = np.eye(3), np.array([[0.0, 0.3, 0.7], [0.2, 0.0, 0.8], [1.0, 0.0, 0.0]])
+    np.testing.assert_allclose(evaluate_numpy(formula, y_true, y_pred), evaluate_numpy(text, y_true, y_pred),
+                               rtol=1e-4)
 
 
 def test_standalone_source_imports_without_deap_lossgp(tmp_path):
@@ -181,3 +203,62 @@ def test_renamed_functions_keep_their_old_names_with_a_warning():
         with pytest.warns(DeprecationWarning, match=f"{old} is deprecated; use {new}"):
             assert getattr(deap_lossgp, old)(text) == getattr(deap_lossgp, new)(text)
     assert deap_lossgp.symmetric_cross_entropy.__doc__ == "Deprecated alias of :func:`symmetric_crossentropy`."
+
+
+def chain(depth, inner="mul(y_true, log(y_pred))", operator="sin"):
+    return f"{operator}(" * depth + inner + ")" * depth
+
+
+def full(height):
+    """A full tree of the given height over add, mul and sin (about 2**height nodes)."""
+    text = "y_pred"
+    for level in range(height):
+        text = f"add({text}, y_true)" if level % 3 == 0 else f"mul({text}, sin({text}))"
+    return text
+
+
+@pytest.mark.parametrize("text", [
+    chain(16),                        # sympy.simplify took 64 s on it
+    chain(995),                       # sympy and the export recursed past Python's limit
+    chain(400, full(9), "cos"),       # thesis mode's largest trees: 500 levels, 5,000 nodes
+    "exp(exp(sqrt(mul(log(0), add(y_true, y_pred)))))",   # sympy raised "Invalid NaN comparison"
+    "mul(div(1, 0), y_pred)",         # the export divided by zero
+])
+def test_formulas_and_exports_of_hostile_trees_are_valid_and_quick(text):
+    from deap_lossgp.gp.export import EXPORT_FORMATS, to_source
+    from deap_lossgp.gp.standalone import parse
+
+    start = time.perf_counter()
+    formula, latex = to_formula(text), to_latex(text)
+    sources = [to_source(text, fmt) for fmt in EXPORT_FORMATS]
+    # Generous: the worst case measures about 0.1 s; the unbounded code took minutes.
+    assert time.perf_counter() - start < 5
+    parse(formula)
+    assert "zoo" not in formula and "nan" not in formula and "infty" not in latex
+    for source in sources:
+        compile(source, "exported.py", "exec")
+    y_true, y_pred = np.eye(4), np.full((4, 4), 0.25)
+    assert np.all(np.isfinite(evaluate_numpy(formula, y_true, y_pred)))
+
+
+def test_plain_formula_reads_back_as_the_same_values():
+    from deap_lossgp.gp.formula import plain_formula
+
+    random.seed(1)
+    pset = make_pset(constant_range=(-2.0, 2.0))
+    y_true, y_pred = np.eye(5)[[0, 3, 1]], np.random.default_rng(0).dirichlet(np.ones(5), 3)
+    for _ in range(300):
+        tree = gp.PrimitiveTree(gp.genHalfAndHalf(pset, 1, 6))
+        formula = plain_formula(tree, digits=17)
+        np.testing.assert_array_equal(evaluate_numpy(formula, y_true, y_pred), evaluate_numpy(tree, y_true, y_pred),
+                                      err_msg=f"{tree} printed as {formula}")
+    assert plain_formula("neg(mul(add(y_true, -0.5), neg(sub(y_pred, neg(y_true)))))") == \
+        "-((y_true + (-0.5))*(-(y_pred - (-y_true))))"
+
+
+def test_plain_latex_of_a_deep_tree():
+    from deap_lossgp.gp.formula import plain_formula
+
+    assert plain_formula(chain(2), latex=True) == \
+        r"\sin\left(\sin\left(y_{true} \cdot \operatorname{plog}\left(y_{pred}\right)\right)\right)"
+    assert to_latex(chain(300)).count(r"\sin") == 300

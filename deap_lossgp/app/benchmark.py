@@ -244,8 +244,15 @@ def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="pro
     :param overrides: preset fields to override.
     :returns: the path of ``report.md``.
     """
-    from .._version import environment
+    import os
+    import platform
 
+    from .._version import environment
+    from ..fitness.runtime import import_tensorflow
+
+    gpus = len(import_tensorflow().config.list_physical_devices("GPU"))
+    environment = dict(environment(frameworks=("keras", "tensorflow")),
+                       machine=f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpus or 'no'} GPU(s)")
     output = pathlib.Path(output)
     output.mkdir(parents=True, exist_ok=True)
     results = []
@@ -258,5 +265,5 @@ def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="pro
                  f"thesis / NGL {arms['thesis']['wall_time'] / arms['ngl']['wall_time']:.3f}")
         results.append(result)
         # A report after every seed, so a long benchmark can be read while it runs.
-        write_report(output, results, command, environment(machine=True))
+        write_report(output, results, command, environment)
     return output / "report.md"

@@ -4,7 +4,7 @@ The operators are the thesis's (§3.2.3): ``add sub mul neg sqrt log exp sin
 cos`` plus ``div``, which its one-point mutation also draws.  ``div``,
 ``sqrt``, ``log`` and ``exp`` are protected (like gplearn's): they return
 finite values with finite gradients for any finite input, see
-:mod:`deap_lossgp.gp.standalone` for the exact rules.  The primitives carry NumPy
+:data:`deap_lossgp.gp.vocabulary.VOCABULARY` for the exact rules.  The primitives carry NumPy
 implementations so :func:`deap.gp.compile` works on small trees; training
 compiles trees with :func:`deap_lossgp.gp.expression.compile_loss`, which walks the
 tree and has no depth limit.
@@ -13,15 +13,15 @@ tree and has no depth limit.
 import functools
 import random
 
-import numpy
 from deap import gp
 
-from .standalone import ARGUMENTS, OPERATORS
+from .standalone import ARGUMENTS
+from .vocabulary import VOCABULARY
 
 __all__ = ["DEFAULT_OPERATORS", "INIT_OPERATORS", "make_pset", "uniform_constant"]
 
 #: Every operator of the vocabulary.
-DEFAULT_OPERATORS = tuple(OPERATORS)
+DEFAULT_OPERATORS = tuple(VOCABULARY)
 #: The thesis's operators for random trees (its one-point mutation adds ``div``).
 INIT_OPERATORS = ("add", "sub", "mul", "neg", "sqrt", "log", "exp", "sin", "cos")
 
@@ -59,16 +59,15 @@ def make_pset(operators=DEFAULT_OPERATORS, constant_range=(-1.0, 1.0), name="LOS
     :raises ValueError: on an unknown operator or an empty/invalid range.
     """
     operators = tuple(operators)
-    unknown = [op for op in operators if op not in OPERATORS]
+    unknown = [op for op in operators if op not in VOCABULARY]
     if unknown:
-        raise ValueError(f"unknown operator(s) {unknown}; choose from {', '.join(OPERATORS)}")
+        raise ValueError(f"unknown operator(s) {unknown}; choose from {', '.join(VOCABULARY)}")
     if not operators:
-        raise ValueError("the operator set is empty: give at least one of " + ", ".join(OPERATORS))
+        raise ValueError("the operator set is empty: give at least one of " + ", ".join(VOCABULARY))
     pset = gp.PrimitiveSet(name, len(ARGUMENTS))
     pset.renameArguments(**{f"ARG{i}": arg for i, arg in enumerate(ARGUMENTS)})
     for op in dict.fromkeys(operators):
-        arity, function = OPERATORS[op]
-        pset.addPrimitive(functools.partial(function, numpy), arity, name=op)
+        pset.addPrimitive(VOCABULARY[op].value, VOCABULARY[op].arity, name=op)
     if constant_range is not None:
         low, high = (float(v) for v in constant_range)
         if not low < high:

@@ -2,7 +2,7 @@
 
 This module is self-contained on purpose: it imports only the standard
 library, NumPy and (when the loss class is first used) Keras.  The package
-uses it for compilation, and :func:`deap_lossgp.gp.expression.to_python_source`
+uses it for compilation, and :func:`deap_lossgp.gp.export.to_python_source`
 copies it verbatim into the ``best_loss.py`` a search exports, so the exported
 loss behaves exactly as the one the search evaluated and can be imported
 without deap_lossgp installed.
@@ -29,8 +29,8 @@ CLASS_NAME = "ExpressionLoss"
 #: Keras serialisation package the class is registered under.
 PACKAGE = "deap_lossgp"
 
-__all__ = ["OPERATORS", "ARGUMENTS", "EXPRESSION", "CLASS_NAME", "MAX_LENGTH", "MAX_DEPTH", "MAX_NODES", "parse",
-           "evaluate", CLASS_NAME]
+__all__ = ["OPERATORS", "ALIASES", "ARGUMENTS", "EXPRESSION", "CLASS_NAME", "MAX_LENGTH", "MAX_DEPTH", "MAX_NODES",
+           "parse", "evaluate", CLASS_NAME]
 
 #: The two arguments of every loss expression.
 ARGUMENTS = ("y_true", "y_pred")
@@ -100,12 +100,20 @@ OPERATORS = {
     "cos": (1, _cos),
 }
 
+#: The names formulas print for the protected operators (``plog(y_pred)``),
+#: read as those operators, so a printed formula reads back.
+ALIASES = {"pdiv": "div", "psqrt": "sqrt", "plog": "log", "pexp": "exp"}
+
 #: Longest expression text accepted (about 10,000 nodes).
 MAX_LENGTH = 100_000
 #: Deepest nesting accepted, in operators and parentheses.
 MAX_DEPTH = 1000
-#: Most nodes a parsed expression may have (``**`` repeats its base).
-MAX_NODES = 50_000
+#: Most nodes a parsed expression may have, counted as it expands (``**``
+#: repeats its base, so 37 characters can spell 24,575 nodes): twice the
+#: largest tree a search makes (5,000 nodes, the thesis mode's safety cap).
+#: Tracing the Keras loss grows with the nodes (9,215 nodes: 8 s on 2 CPU
+#: cores), and a larger tree's text can pass :data:`MAX_LENGTH`.
+MAX_NODES = 10_000
 # The longest piece of the text an error message quotes.
 _QUOTE = 60
 # Names of non-finite constants, as NumPy, Python and sympy print them.
@@ -160,7 +168,7 @@ class _Builder:
             raise ValueError(f"the loss expression is nested more than {MAX_DEPTH} levels deep; use a shallower one")
         size = 1 + sum(self.size[c] for c in children)
         if size > MAX_NODES:
-            raise ValueError(f"the loss expression has more than {MAX_NODES} nodes; use a smaller one")
+            raise ValueError(f"the loss expression expands to more than {MAX_NODES} nodes; use a smaller one")
         self.nodes.append((entry, tuple(children)))
         self.depth.append(depth)
         self.size.append(size)
@@ -230,7 +238,7 @@ def _operand(builder, kind, value, at, calls_next):
                              "the loss needs finite constants")
         return builder.add(("const", number))
     if calls_next:
-        if value not in OPERATORS:
+        if value not in OPERATORS and value not in ALIASES:
             raise ValueError(
                 f"unknown operator {_quote(value)} at character {at}; known operators: {', '.join(OPERATORS)}"
             )
@@ -251,8 +259,10 @@ def parse(text):
     **`` and Python's precedence; both may be mixed.  ``/`` is the protected
     ``div``; ``a**n`` needs a constant exponent and becomes products of ``a``
     or of its square roots where the exponent allows (``x**(3/2)`` is
-    ``mul(x, sqrt(x))``), else ``exp(mul(n, log(a)))``.  A minus sign before a
-    number makes a negative constant.  The text is read with explicit stacks,
+    ``mul(x, sqrt(x))``), else ``exp(mul(n, log(a)))``.  The names formulas
+    print for the protected operators (:data:`ALIASES`: ``pdiv psqrt plog
+    pexp``) are read as those operators.  A minus sign before a number makes
+    a negative constant.  The text is read with explicit stacks,
     never by recursion or ``eval``, and is limited to :data:`MAX_LENGTH`
     characters, :data:`MAX_DEPTH` levels and :data:`MAX_NODES` nodes.
 
@@ -318,7 +328,7 @@ def parse(text):
             if kind in ("number", "name"):
                 node = _operand(builder, kind, value, at, kind == "name" and calls_next)
                 if node is None:
-                    push(["call", value, at, 0])
+                    push(["call", ALIASES.get(value, value), at, 0])
                     i += 1
                 else:
                     operands.append(node)
