@@ -172,6 +172,10 @@ def build_parser():
                         help="keras (default): a Keras loss class; torch: a torch.nn.Module loss; numpy: a NumPy "
                              "function; json: best.json; latex: the formula; py: former name of keras")
     export.add_argument("--output", type=pathlib.Path, help="file to write (default: standard output)")
+    export.add_argument("--rescale", action="store_true",
+                        help="divide the loss by its gradient scale relative to cross-entropy's at a reference "
+                             "prediction (printed), so plain SGD takes cross-entropy-sized steps; Adam is "
+                             "unaffected (keras, torch, numpy)")
 
     show = commands.add_parser("show", help="summarise a run", description="Summarise a run directory.")
     show.add_argument("run_dir", type=pathlib.Path)
@@ -339,10 +343,11 @@ def _nothing_trained_message(command, error, run_dir, config):
 
 
 def _finish(best, output):
+    from ..gp.formula import FORMULA_LEGEND, shorten
     from ..search.halloffame import format_fitness
 
-    print(f"best loss: {best['expression']}")
-    print(f"formula:   {best['formula']}")
+    print(f"best loss: {shorten(best['expression'])}")
+    print(f"formula:   {shorten(best['formula'])}  ({FORMULA_LEGEND})")
     print(f"fitness:   {format_fitness(best['fitness'])} (in the search)")
     confirmed = best.get("confirmed")
     if confirmed:
@@ -468,7 +473,12 @@ def _cmd_export(args):
             return _NOTHING_TRAINED
         best = _best_so_far(run, args.run_dir)
     if args.format in EXPORT_FORMATS or args.format == "py":
-        text = to_source(best["expression"], "keras" if args.format == "py" else args.format)
+        text = to_source(best["expression"], "keras" if args.format == "py" else args.format, rescale=args.rescale)
+        from ..gp.export import loss_scale
+
+        print(f"loss scale: {loss_scale(best['expression']):.4g} x cross-entropy's gradient at a reference "
+              f"prediction{'; the export divides by it' if args.rescale else ' (--rescale divides by it)'}",
+              file=sys.stderr)
     elif args.format == "latex":
         text = to_latex(best["expression"]) + "\n"
     else:
