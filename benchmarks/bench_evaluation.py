@@ -93,10 +93,10 @@ def main():
     args = parser.parse_args()
 
     from deap_lossgp.gp.expression import compile_loss
-    from deap_lossgp.fitness import LossFitness, configure_tensorflow, load_task, train_model
+    from deap_lossgp.fitness import LossEvaluator, configure_tensorflow, load_task, train_model
 
     with tempfile.TemporaryDirectory() as baselines:
-        fitness = LossFitness(preset="quick", baseline_dir=baselines)
+        fitness = LossEvaluator(preset="quick", baseline_dir=baselines)
         configure_tensorflow(fitness.config.threads)
         fitness.prepare()
 

@@ -54,7 +54,7 @@ import warnings
 from bench_search import load_average, trainable_trees
 
 from deap_lossgp.algorithms import Evaluation, default_n_parents, eaAsyncSampleTournament, eaSampleTournament
-from deap_lossgp.fitness import LossFitness, train_model
+from deap_lossgp.fitness import LossEvaluator, train_model
 from deap_lossgp.gp.expression import compile_loss
 from deap_lossgp.search.parallel import ProcessMap
 from deap_lossgp.search.presets import get_preset
@@ -70,7 +70,7 @@ def _fitness(args, threads, records_path=None):
     overrides = {"threads": threads}
     if args.epochs:
         overrides["epochs"] = args.epochs
-    fitness = LossFitness("quick", baseline_dir=args.baseline_dir, records_path=records_path, **overrides)
+    fitness = LossEvaluator("quick", baseline_dir=args.baseline_dir, records_path=records_path, **overrides)
     fitness.prepare()
     return fitness
 

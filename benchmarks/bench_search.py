@@ -41,7 +41,7 @@ import warnings
 
 from deap_lossgp.algorithms import default_n_parents, eaSampleTournament
 from deap_lossgp.gp.expression import from_string
-from deap_lossgp.fitness import LossFitness
+from deap_lossgp.fitness import LossEvaluator
 from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
 from deap_lossgp.search.parallel import ProcessMap, get_map
 from deap_lossgp.search.presets import get_preset
@@ -68,7 +68,7 @@ def measure_overhead(args):
     if args.epochs:
         overrides["epochs"] = args.epochs
     preset = get_preset("quick", **overrides)
-    fitness = LossFitness(preset, baseline_dir=args.baseline_dir)
+    fitness = LossEvaluator(preset, baseline_dir=args.baseline_dir)
     fitness.prepare()
     timing = TimingMap(get_map("serial"))
     with tempfile.TemporaryDirectory() as directory:
@@ -108,7 +108,7 @@ def time_generation(workers, threads, trees, warmup, args):
     overrides = {"threads": threads}
     if args.epochs:
         overrides["epochs"] = args.epochs
-    fitness = LossFitness("quick", baseline_dir=args.baseline_dir, **overrides)
+    fitness = LossEvaluator("quick", baseline_dir=args.baseline_dir, **overrides)
     fitness.prepare()
     with ProcessMap(workers=workers, tf_threads=threads) as pmap:
         pmap(fitness, warmup)

@@ -41,7 +41,7 @@ import time
 
 import numpy
 
-from deap_lossgp.fitness import LossFitness
+from deap_lossgp.fitness import LossEvaluator
 from deap_lossgp.fitness.training import chance_noise, chance_threshold, is_hopeless
 from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
 from deap_lossgp.search.presets import get_preset
@@ -102,7 +102,7 @@ def main():
     median, p90 = screen_cost(random_trees(args.screen_trees, args.seed + 1))
     print(f"screen cost per tree over {args.screen_trees} random trees: median {median:.1f} ms, p90 {p90:.1f} ms")
 
-    full = LossFitness("quick", chance_after=0, validity="thesis")
+    full = LossEvaluator("quick", chance_after=0, validity="thesis")
     full.prepare()
     rows = []
     for tree in random_trees(args.trees, args.seed):
@@ -132,8 +132,8 @@ def main():
         shares[rule] = done / max(len(admitted), 1)
         print(f"{rule}: {done} of {len(admitted)} admitted trees complete training ({shares[rule]:.0%})")
 
-    live = LossFitness("quick")
-    capped = LossFitness("quick", max_train_samples=300)
+    live = LossEvaluator("quick")
+    capped = LossEvaluator("quick", max_train_samples=300)
     sound = {"-p_true (quick)": live.evaluate_detailed(MINUS_P_TRUE),
              "cross-entropy as a tree (max_train_samples=300)": capped.evaluate_detailed(REFERENCE_EXPRESSIONS["ce"])}
     for label, record in sound.items():

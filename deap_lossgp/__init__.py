@@ -10,7 +10,7 @@ The package reads in the order the data flows:
     DEAP style, our asynchronous :func:`eaAsyncSampleTournament`, and the
     :class:`Evaluation` that owns the evaluation cache and the work units;
 ``fitness``
-    :class:`FitnessConfig` and :class:`LossFitness`: training and scoring;
+    :class:`FitnessConfig` and :class:`LossEvaluator`: training and scoring;
 ``search``
     presets, :func:`make_toolbox`, map backends, run directories and the one
     driver :func:`run_search`;
@@ -21,7 +21,7 @@ Importing it does not import TensorFlow; training does.
 """
 
 from .algorithms import Evaluation, default_n_parents, eaAsyncSampleTournament, eaNGL, eaSampleTournament
-from .fitness import FitnessConfig, LossFitness
+from .fitness import FitnessConfig, LossEvaluator, LossFitness
 from .gp.expression import (
     compile_loss,
     from_string,
@@ -102,6 +102,7 @@ __all__ = [
     "Evaluation",
     "default_n_parents",
     "FitnessConfig",
+    "LossEvaluator",
     "LossFitness",
     "SearchConfig",
     "Preset",

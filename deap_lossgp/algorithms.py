@@ -14,7 +14,7 @@ the function::
     toolbox.register("mate_archive", cxNewRandomParent, new_parent=toolbox.individual, pb=1.0)  # NGL
     toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
     toolbox.register("mutate_point", mutOnePoint, pset=pset)
-    fitness = LossFitness(...)
+    fitness = LossEvaluator(...)
     toolbox.register("evaluate", fitness)
     toolbox.register("key", fitness.key)        # optional: evaluation cache
     toolbox.register("screen", fitness.screen)  # optional: reject before training
@@ -481,7 +481,7 @@ _REGISTRATIONS = {
     "mate_archive": 'toolbox.register("mate_archive", cxNewRandomParent, new_parent=toolbox.individual, pb=1.0)',
     "mutate_subtree": 'toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)',
     "mutate_point": 'toolbox.register("mutate_point", mutOnePoint, pset=pset)',
-    "evaluate": 'toolbox.register("evaluate", LossFitness(preset="quick"))',
+    "evaluate": 'toolbox.register("evaluate", LossEvaluator(preset="quick"))',
 }
 _SAMPLE_TOURNAMENT_ALIASES = ("select", "mate", "mutate_subtree", "mutate_point", "evaluate")
 _NGL_ALIASES = ("mate_archive", "mutate_subtree", "mutate_point", "evaluate")

@@ -41,7 +41,7 @@ def _canonical_name(target):
 
     The API reference documents every object in the module that defines it,
     while users (and docstrings) name many of them by the shorter path of a
-    package that re-exports them, e.g. ``deap_lossgp.fitness.LossFitness``.
+    package that re-exports them, e.g. ``deap_lossgp.fitness.LossEvaluator``.
     """
     import importlib
 
@@ -70,7 +70,7 @@ def _resolve_reexports(app, env, node, contnode):
         return None
     target = node["reftarget"]
     if "." not in target and node.get("py:module"):
-        # A short name in a package's docstring, e.g. LossFitness in deap_lossgp.fitness.
+        # A short name in a package's docstring, e.g. LossEvaluator in deap_lossgp.fitness.
         target = f"{node['py:module']}.{target}"
     canonical = _canonical_name(target)
     if canonical is None or canonical == node["reftarget"]:

@@ -25,7 +25,7 @@ from deap import base, creator, gp, tools
 
 from deap_lossgp.algorithms import eaNGL, eaSampleTournament
 from deap_lossgp.gp.expression import to_formula, to_python_source, to_string
-from deap_lossgp.fitness import LossFitness
+from deap_lossgp.fitness import LossEvaluator
 from deap_lossgp.gp.operators import add_bloat_limits, cxNewRandomParent, mutOnePoint, selSampleTournament
 from deap_lossgp.search.parallel import get_map
 from deap_lossgp.gp.primitives import make_pset
@@ -64,7 +64,7 @@ def make_map(workers):
 
 def main():
     args = parse_arguments()
-    fitness = LossFitness("quick", epochs=args.epochs, baseline_dir=args.baseline_dir)
+    fitness = LossEvaluator("quick", epochs=args.epochs, baseline_dir=args.baseline_dir)
     # Train (or load) the cross-entropy baselines once, before any worker needs them.
     fitness.prepare()
 

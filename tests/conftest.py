@@ -22,7 +22,7 @@ _PROBE_CE = -numpy.sum(_PROBE_TRUE * numpy.log(_PROBE_PRED), axis=1)
 def cheap_fitness(individual):
     """A deterministic stand-in for training: how well the candidate ranks
     probe samples like cross-entropy does. Returns ``(wins, score)`` like
-    LossFitness (wins: 1 if positively correlated)."""
+    LossEvaluator (wins: 1 if positively correlated)."""
     per_sample = numpy.mean(evaluate_numpy(individual, _PROBE_TRUE, _PROBE_PRED), axis=1)
     if not numpy.all(numpy.isfinite(per_sample)) or numpy.std(per_sample) == 0:
         return 0.0, float("-inf")
@@ -31,7 +31,7 @@ def cheap_fitness(individual):
 
 
 class CachingFitness:
-    """cheap_fitness with LossFitness's ``key`` method (registered as
+    """cheap_fitness with LossEvaluator's ``key`` method (registered as
     ``toolbox.key``), recording the keys it evaluated in this process."""
 
     def __init__(self):
@@ -96,8 +96,8 @@ def run(algorithm, seed, population_size=8, ngen=3, evaluate=cheap_fitness, **kw
 @pytest.fixture(scope="module")
 def quick_fitness(tmp_path_factory):
     """The real ``quick`` fitness, one epoch, baselines trained once in a temporary directory."""
-    from deap_lossgp.fitness import LossFitness
+    from deap_lossgp.fitness import LossEvaluator
 
-    fitness = LossFitness("quick", epochs=1, baseline_dir=str(tmp_path_factory.mktemp("baselines")))
+    fitness = LossEvaluator("quick", epochs=1, baseline_dir=str(tmp_path_factory.mktemp("baselines")))
     fitness.prepare()
     return fitness

@@ -99,7 +99,7 @@ def test_only_the_package_root_imports_the_package_root():
 
 
 @pytest.mark.parametrize("source, component", [
-    ("from .. import __version__", "__init__"), ("from deap_lossgp import LossFitness", "__init__"),
+    ("from .. import __version__", "__init__"), ("from deap_lossgp import LossEvaluator", "__init__"),
     ("import deap_lossgp", "__init__"), ("from .. import gp", "gp"), ("from ..gp import expression", "gp"),
     ("from .._version import environment", "_version"), ("from . import rundir", "search"),
 ])

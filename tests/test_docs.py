@@ -50,7 +50,7 @@ def test_docs_build_without_warnings(tmp_path):
     for page in PAGES:
         assert (tmp_path / "html" / page.with_suffix(".html").name).exists(), page.name
     api = (tmp_path / "html" / "api.html").read_text()
-    for name in ("algorithms.eaSampleTournament", "gp.operators.selSampleTournament", "fitness.evaluator.LossFitness",
+    for name in ("algorithms.eaSampleTournament", "gp.operators.selSampleTournament", "fitness.evaluator.LossEvaluator",
                  "gp.expression.compile_loss", "search.parallel.get_map", "search.presets.get_preset",
                  "search.driver.run_search", "fitness.config.FitnessConfig", "app.report.write_report"):
         assert f'id="deap_lossgp.{name}"' in api, name

@@ -1,4 +1,4 @@
-"""LossFitness end to end: real small CNNs trained on the bundled digits.
+"""LossEvaluator end to end: real small CNNs trained on the bundled digits.
 
 The module shares one baseline directory, so the cross-entropy baselines of
 the ``quick`` tasks are trained once.
@@ -17,7 +17,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from deap_lossgp import LossFitness
+from deap_lossgp import LossEvaluator
 from deap_lossgp.fitness import WORST_FITNESS, score
 from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
 from deap_lossgp.search.presets import get_preset
@@ -42,7 +42,7 @@ def records_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def quick(baseline_dir, records_path):
-    fitness = LossFitness(preset="quick", records_path=records_path, baseline_dir=baseline_dir)
+    fitness = LossEvaluator(preset="quick", records_path=records_path, baseline_dir=baseline_dir)
     fitness.prepare()
     return fitness
 
@@ -66,7 +66,7 @@ def test_baselines_are_stored_and_reused(quick, baseline_dir):
     files = sorted(os.listdir(baseline_dir))
     assert len(files) == len(QUICK_TASKS) and all(re.fullmatch(r"ce-[0-9a-f]{32}\.json", n) for n in files)
     stamps = {name: os.path.getmtime(os.path.join(baseline_dir, name)) for name in files}
-    again = LossFitness(preset="quick", baseline_dir=baseline_dir).prepare()
+    again = LossEvaluator(preset="quick", baseline_dir=baseline_dir).prepare()
     assert list(again) == QUICK_TASKS
     assert {name: os.path.getmtime(os.path.join(baseline_dir, name)) for name in files} == stamps
     record = again["digits"]
@@ -76,7 +76,7 @@ def test_baselines_are_stored_and_reused(quick, baseline_dir):
 
 def test_changed_setting_trains_a_new_baseline(baseline_dir):
     before = set(os.listdir(baseline_dir))
-    LossFitness(preset="quick", baseline_dir=baseline_dir, tasks=["digits"], epochs=1, max_train_samples=100).prepare()
+    LossEvaluator(preset="quick", baseline_dir=baseline_dir, tasks=["digits"], epochs=1, max_train_samples=100).prepare()
     added = set(os.listdir(baseline_dir)) - before
     assert len(added) == 1 and next(iter(added)).startswith("ce-")
 
@@ -114,7 +114,7 @@ def test_ngl_trains_and_is_scored(quick, records_path):
 
 @pytest.mark.slow
 def test_tiny_constant_times_ce_fools_only_the_loss_metric(quick, baseline_dir):
-    literal = LossFitness(preset="quick", baseline_dir=baseline_dir, metric="loss", chance_after=0, validity="thesis")
+    literal = LossEvaluator(preset="quick", baseline_dir=baseline_dir, metric="loss", chance_after=0, validity="thesis")
     record = literal.evaluate_detailed(TINY_CE)
     wins, average = record["fitness"]
     assert wins == 3.0 and average > 0.99  # thesis §4.3: "better" by its tiny loss values
@@ -128,7 +128,7 @@ def test_tiny_constant_times_ce_fools_only_the_loss_metric(quick, baseline_dir):
 def test_nan_gets_the_worst_fitness_and_divergence_a_graded_one(quick, baseline_dir, records_path):
     # Infinite near the edges: the screened default rejects it untrained; the thesis's rule lets it train.
     assert quick.evaluate_detailed(EXPLODING)["status"] == "invalid"
-    lenient = LossFitness(preset="quick", baseline_dir=baseline_dir, records_path=records_path,
+    lenient = LossEvaluator(preset="quick", baseline_dir=baseline_dir, records_path=records_path,
                           divergence_factor=1e300, validity="thesis")
     record = lenient.evaluate_detailed(EXPLODING)
     assert record["status"] == "failed" and record["stop_reason"] == "nan"
@@ -137,7 +137,7 @@ def test_nan_gets_the_worst_fitness_and_divergence_a_graded_one(quick, baseline_
     assert list(record["tasks"]) == ["digits"]  # the other tasks are not trained
     assert _records(records_path)[-1]["reason"] == record["reason"]
     # On clean digits the divergence stop catches it while its metrics are still finite.
-    strict = LossFitness(preset="quick", baseline_dir=baseline_dir, records_path=records_path, validity="thesis",
+    strict = LossEvaluator(preset="quick", baseline_dir=baseline_dir, records_path=records_path, validity="thesis",
                          divergence_factor=10.0, tasks=["digits"])
     record = strict.evaluate_detailed(EXPLODING)
     assert record["status"] == "stopped" and record["stop_reason"] == "diverged"
@@ -147,7 +147,7 @@ def test_nan_gets_the_worst_fitness_and_divergence_a_graded_one(quick, baseline_
 
 @pytest.mark.slow
 def test_a_stopped_training_is_graded_below_a_better_completed_one(baseline_dir, records_path):
-    graded = LossFitness(preset="quick", baseline_dir=baseline_dir, records_path=records_path, validity="thesis")
+    graded = LossEvaluator(preset="quick", baseline_dir=baseline_dir, records_path=records_path, validity="thesis")
     record = graded.evaluate_detailed("mul(y_true, y_pred)")  # unlearns: stopped as hopeless
     assert record["status"] == "stopped" and record["stop_reason"] == "chance"
     assert all(2 <= task["epochs"] < 6 for task in record["tasks"].values())
@@ -155,7 +155,7 @@ def test_a_stopped_training_is_graded_below_a_better_completed_one(baseline_dir,
     assert math.isfinite(average) and average < 0
     completed = graded.evaluate_detailed(CE)
     assert completed["status"] == "ok" and tuple(record["fitness"]) < tuple(completed["fitness"])
-    literal = LossFitness(preset="quick", baseline_dir=baseline_dir, metric="loss", validity="thesis")
+    literal = LossEvaluator(preset="quick", baseline_dir=baseline_dir, metric="loss", validity="thesis")
     assert tuple(literal.evaluate_detailed("mul(y_true, y_pred)")["fitness"]) == WORST_FITNESS
 
 
@@ -163,7 +163,7 @@ def test_trees_with_identical_gradients_share_a_key_except_under_the_loss_metric
     shifted = f"add({CE}, 0.5)"
     assert quick.key(CE) == quick.key(shifted) == quick.key(f"add({CE}, sin(y_true))")
     assert quick.key(CE) != quick.key(f"mul(2.0, {CE})")
-    literal = LossFitness(preset="quick", metric="loss")
+    literal = LossEvaluator(preset="quick", metric="loss")
     assert literal.key(CE) != literal.key(shifted)
 
 
@@ -210,10 +210,10 @@ def test_same_fitness_in_a_fresh_process(quick, baseline_dir, ce_record):
         import warnings
         warnings.simplefilter("ignore")
         import tensorflow as tf
-        from deap_lossgp.fitness import LossFitness, configure_tensorflow
+        from deap_lossgp.fitness import LossEvaluator, configure_tensorflow
         configure_tensorflow({threads})
         tf.reduce_sum(tf.ones(2)).numpy()
-        print(repr(LossFitness(preset="quick", baseline_dir={baseline_dir!r})({CE!r})))
+        print(repr(LossEvaluator(preset="quick", baseline_dir={baseline_dir!r})({CE!r})))
         """
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
@@ -242,19 +242,19 @@ def test_pickles_without_a_cache_and_works_with_a_deap_toolbox(quick, ce_record)
 
 
 def test_construction_checks_settings():
-    assert LossFitness(preset="quick", epochs=2).config.epochs == 2
+    assert LossEvaluator(preset="quick", epochs=2).config.epochs == 2
     config = get_preset("paper-small").fitness
-    assert LossFitness(preset=config).config == config
-    assert LossFitness(preset=get_preset("quick").fitness, metric="ce").config.metric == "ce"
+    assert LossEvaluator(preset=config).config == config
+    assert LossEvaluator(preset=get_preset("quick").fitness, metric="ce").config.metric == "ce"
     with pytest.raises(ValueError, match="pass its .fitness"):
-        LossFitness(preset=get_preset("quick"))
+        LossEvaluator(preset=get_preset("quick"))
     with pytest.raises(ValueError, match="unknown FitnessConfig field.*population"):
-        LossFitness(preset="quick", population=10)
+        LossEvaluator(preset="quick", population=10)
     with pytest.raises(ValueError, match="epochs"):
-        LossFitness(preset="quick", epochs=0)
+        LossEvaluator(preset="quick", epochs=0)
     with pytest.raises(ValueError, match="unknown preset"):
-        LossFitness(preset="huge")
+        LossEvaluator(preset="huge")
     with pytest.raises(ValueError, match="unknown FitnessConfig field"):
-        LossFitness(preset=config, population=3)
+        LossEvaluator(preset=config, population=3)
     with pytest.raises(ValueError, match="unknown FitnessConfig field"):
-        LossFitness(preset=config, epoch=3)
+        LossEvaluator(preset=config, epoch=3)

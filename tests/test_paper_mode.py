@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from deap import gp
 
-from deap_lossgp.fitness import LossFitness, WORST_FITNESS
+from deap_lossgp.fitness import LossEvaluator, WORST_FITNESS
 from deap_lossgp.fitness.devices import claim_slot, gpu_environment, list_gpus
 from deap_lossgp.fitness.models import build_model, register_model, MODELS
 from deap_lossgp.fitness.scoring import score
@@ -64,7 +64,7 @@ def _balanced(operator, constant, leaves):
 
 def test_thesis_mode_toolbox_grows_heights_beyond_6_up_to_100_and_has_only_the_safety_cap():
     search = get_preset("paper-small").search
-    toolbox = make_toolbox(search=search, fitness=LossFitness(get_preset("paper-small").fitness))
+    toolbox = make_toolbox(search=search, fitness=LossEvaluator(get_preset("paper-small").fitness))
     random.seed(3)
     heights = [gp.PrimitiveTree(toolbox.expr()).height for _ in range(60)]
     assert min(heights) >= 2 and max(heights) <= 100 and max(heights) > 50
@@ -154,7 +154,7 @@ def test_no_negative_loss_wins_by_its_sign():
 
 
 def test_a_trained_negative_loss_is_not_credited_under_the_loss_metric(tmp_path):
-    fitness = LossFitness("quick", baseline_dir=tmp_path, tasks=["digits"], epochs=1, max_train_samples=200,
+    fitness = LossEvaluator("quick", baseline_dir=tmp_path, tasks=["digits"], epochs=1, max_train_samples=200,
                           metric="loss")
     record = fitness.evaluate_detailed(NEGATIVE)
     assert record["tasks"]["digits"]["val_loss"] < 0

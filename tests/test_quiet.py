@@ -22,7 +22,7 @@ USER_SCRIPT = f"""
 import random
 import sys
 from deap import base, creator, gp, tools
-from deap_lossgp import (LossFitness, cxNewRandomParent, eaSampleTournament, initValid,
+from deap_lossgp import (LossEvaluator, cxNewRandomParent, eaSampleTournament, initValid,
                          make_pset, mutOnePoint, selSampleTournament, add_bloat_limits)
 
 pset = make_pset()
@@ -38,7 +38,7 @@ toolbox.register("mate", cxNewRandomParent, new_parent=toolbox.individual, pb=0.
 toolbox.register("expr_mut", gp.genFull, min_=0, max_=2)
 toolbox.register("mutate_subtree", gp.mutUniform, expr=toolbox.expr_mut, pset=pset)
 toolbox.register("mutate_point", mutOnePoint, pset=pset)
-fitness = LossFitness(preset="quick", epochs=1, tasks=["digits"], max_train_samples=60, baseline_dir=sys.argv[1])
+fitness = LossEvaluator(preset="quick", epochs=1, tasks=["digits"], max_train_samples=60, baseline_dir=sys.argv[1])
 toolbox.register("evaluate", fitness)
 toolbox.register("key", fitness.key)
 toolbox.register("screen", fitness.screen)

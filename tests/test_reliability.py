@@ -21,7 +21,7 @@ from deap_lossgp.algorithms import eaNGL, eaSampleTournament
 from deap_lossgp.app.cli import main
 from deap_lossgp.checkpoint import FORMAT, VERSION, CheckpointError, load_checkpoint, save_checkpoint
 from deap_lossgp.checks import json_dumps
-from deap_lossgp.fitness import LossFitness
+from deap_lossgp.fitness import LossEvaluator
 from deap_lossgp.fitness.config import FitnessConfig
 from deap_lossgp.search.driver import make_config
 from deap_lossgp.search.rundir import RecordReplay, RunDirectory, RunLockedError, read_records
@@ -171,7 +171,7 @@ def test_a_torn_last_line_is_skipped_with_one_warning_and_repaired(tmp_path):
         assert run.repair_records() == 1
     assert run.records.read_text() == "".join(lines)
     assert run.damaged_records.read_text() == lines[0][: len(lines[0]) // 2] + "\n"
-    LossFitness(records_path=run.records)._append(_record("k3"))
+    LossEvaluator(records_path=run.records)._append(_record("k3"))
     assert [r["key"] for r in read_records(run.records)] == ["k0", "k1", "k2", "k3"]
     assert run.repair_records() == 0
 
@@ -188,12 +188,12 @@ def test_a_failed_record_append_is_an_error_naming_the_file(tmp_path, monkeypatc
 
     monkeypatch.setattr(os, "write", write)
     with pytest.raises(OSError) as error:
-        LossFitness(records_path=path)._append(_record("k"))
+        LossEvaluator(records_path=path)._append(_record("k"))
     assert error.value.filename == str(path) and error.value.errno == errno.ENOSPC
 
 
 def test_records_and_best_are_strict_json_and_old_records_still_read(tmp_path):
-    fitness = LossFitness(records_path=tmp_path / "evaluations.jsonl", tasks=["digits"])
+    fitness = LossEvaluator(records_path=tmp_path / "evaluations.jsonl", tasks=["digits"])
     assert fitness.screen("add(y_true, y_true)") == (0.0, float("-inf"))  # no y_pred: rejected, recorded
     record = strict_loads((tmp_path / "evaluations.jsonl").read_text())
     assert record["fitness"] == [0.0, "-inf"] and record["status"] == "invalid"
@@ -206,7 +206,7 @@ def test_records_and_best_are_strict_json_and_old_records_still_read(tmp_path):
 
 
 class RecordingFitness(CachingFitness):
-    """CachingFitness that appends a record per evaluation, like LossFitness,
+    """CachingFitness that appends a record per evaluation, like LossEvaluator,
     rejects trees with ``sin`` in a recorded screen, and can be interrupted
     after a number of calls (a kill in the middle of a generation)."""
 
@@ -361,7 +361,7 @@ def test_an_unwritable_run_directory_is_found_before_any_training(tmp_path, caps
 
     monkeypatch.setattr(os, "write", write)
     trained = []
-    monkeypatch.setattr(LossFitness, "prepare", lambda self: trained.append(1))
+    monkeypatch.setattr(LossEvaluator, "prepare", lambda self: trained.append(1))
     assert main(["resume", str(run.path), "--quiet"]) == 2
     one_error_line(capsys, str(run.path / ".write-test"), os.strerror(code),
                    f"then continue with 'deap-lossgp resume {run.path}'")

@@ -12,7 +12,7 @@ import pytest
 from deap import base, creator, gp
 
 from deap_lossgp.algorithms import eaNGL, eaSampleTournament
-from deap_lossgp.fitness import LossFitness
+from deap_lossgp.fitness import LossEvaluator
 from deap_lossgp.gp.operators import cxNewRandomParent, default_sample_size, selSampleTournament
 from deap_lossgp.gp.validity import check_validity
 from deap_lossgp.search.presets import SearchConfig, get_preset
@@ -47,7 +47,7 @@ def test_registers_the_thesis_defaults():
 
 def test_default_fitness_is_the_quick_loss_fitness():
     toolbox = make_toolbox(check=FAST_CHECK)
-    assert isinstance(toolbox.evaluate.func, LossFitness)
+    assert isinstance(toolbox.evaluate.func, LossEvaluator)
 
 
 def test_random_trees_follow_the_thesis_and_variation_respects_limits():

@@ -76,7 +76,7 @@ class _Trainings:
 
 
 class SplitFitness:
-    """A cheap fitness of three tasks with LossFitness's protocol: ``key``,
+    """A cheap fitness of three tasks with LossEvaluator's protocol: ``key``,
     ``split`` (one unit per task) and ``__call__`` (the tasks in order,
     stopping at the first that fails)."""
 

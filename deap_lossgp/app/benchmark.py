@@ -175,7 +175,7 @@ def run_seed(seed, output, preset="quick", workers=None, backend="process", conf
     :param overrides: preset fields to override (population, generations, epochs...).
     :returns: the seed's result dict (also in ``seed-<n>/result.json``).
     """
-    from ..fitness import LossFitness
+    from ..fitness import LossEvaluator
     from ..search.driver import initial_population, resolve_config
     from ..search.parallel import get_map
 
@@ -185,7 +185,7 @@ def run_seed(seed, output, preset="quick", workers=None, backend="process", conf
         return json_loads(result_path.read_text())
     seed_dir.mkdir(parents=True, exist_ok=True)
     configs = arm_configs(seed, preset, backend, workers, confirm_seeds, **overrides)
-    fitness = LossFitness(preset=resolve_config(configs["thesis"])[0])
+    fitness = LossEvaluator(preset=resolve_config(configs["thesis"])[0])
     fitness.prepare()  # cross-entropy baselines, trained once and stored
     population = initial_population(configs["thesis"], fitness)
     ngl_population = copy.deepcopy(population)  # the thesis's Algorithm 2; timing starts after the copy

@@ -424,7 +424,7 @@ def _cmd_evaluate(args):
 def format_record(record):
     """Format an evaluation record as a per-task table.
 
-    :param record: a dict from :meth:`LossFitness.evaluate_detailed`.
+    :param record: a dict from :meth:`LossEvaluator.evaluate_detailed`.
     :returns: the table as text.
     """
     lines = [f"expression: {record['expression']}"]

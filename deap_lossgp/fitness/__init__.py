@@ -1,6 +1,6 @@
 """Fitness of loss trees: config, runtime, datasets, models, training, CE baselines, scoring.
 
-The entry point is :class:`LossFitness`, a picklable DEAP evaluation
+The entry point is :class:`LossEvaluator`, a picklable DEAP evaluation
 function configured by a :class:`FitnessConfig` (:mod:`.config`).
 :mod:`.runtime` alone owns TensorFlow's process state (threads,
 determinism).  The submodules can be used on their own: :mod:`.datasets`
@@ -25,7 +25,7 @@ from .datasets import (
     register_dataset,
     task_from_path,
 )
-from .evaluator import LossFitness
+from .evaluator import LossEvaluator, LossFitness
 from .compare import METRIC_FIELDS, compare_with_ce, format_comparison
 from .models import MODELS, build_model, get_model_builder, register_model
 from .scoring import AVERAGING, METRICS, WORST_FITNESS, aggregate, improvement, score
@@ -33,6 +33,7 @@ from .runtime import configure_tensorflow, quiet_tensorflow, verbose_tensorflow
 from .training import STOP_REASONS, is_hopeless, train_model, train_tasks
 
 __all__ = [
+    "LossEvaluator",
     "LossFitness",
     "compare_with_ce",
     "format_comparison",

@@ -14,7 +14,7 @@ import math
 import statistics
 
 from .config import FitnessConfig, fitness_preset
-from .evaluator import LossFitness
+from .evaluator import LossEvaluator
 
 __all__ = ["METRIC_FIELDS", "LEVEL", "paired_interval", "compare_with_ce", "format_comparison"]
 
@@ -81,13 +81,13 @@ def compare_with_ce(expression, repeats=5, preset="quick", baseline_dir=None, pr
                     ``repeats - 1``, as racing trains them).
     :param preset: a preset name or a :class:`~deap_lossgp.fitness.FitnessConfig`.
     :param baseline_dir: where cross-entropy baselines are stored (see
-                         :class:`~deap_lossgp.fitness.LossFitness`).
+                         :class:`~deap_lossgp.fitness.LossEvaluator`).
     :param progress: called with no argument after each training, or ``None``.
     :param overrides: fitness settings to change, e.g. ``epochs=2``.
     :returns: a JSON-ready dict: ``expression``, ``metric``, ``shown``
               (the validation value compared, e.g. ``val_accuracy``),
               ``seeds``, ``records`` (one
-              :meth:`~deap_lossgp.fitness.LossFitness.evaluate_detailed`
+              :meth:`~deap_lossgp.fitness.LossEvaluator.evaluate_detailed`
               record per seed), ``tasks``: per task ``candidate`` and
               ``ce`` (``values``, ``mean``, ``std`` of the shown value),
               ``improvement`` (idem, the paired relative difference under
@@ -104,7 +104,7 @@ def compare_with_ce(expression, repeats=5, preset="quick", baseline_dir=None, pr
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer (the number of seeds), got {repeats!r}")
     config = preset.replace(**overrides) if isinstance(preset, FitnessConfig) else fitness_preset(preset, **overrides)
-    fitness = LossFitness(preset=config, baseline_dir=baseline_dir)
+    fitness = LossEvaluator(preset=config, baseline_dir=baseline_dir)
     records = []
     for replicate in range(repeats):
         trainings = fitness.split(expression, replicate=replicate)

@@ -1,6 +1,6 @@
-"""``LossFitness``: the DEAP evaluation function of a loss search.
+"""``LossEvaluator``: the DEAP evaluation function of a loss search.
 
-Register it as ``toolbox.register("evaluate", LossFitness(preset="quick"))``.
+Register it as ``toolbox.register("evaluate", LossEvaluator(preset="quick"))``.
 For every individual it checks validity under the configured rule
 (:mod:`deap_lossgp.gp.validity`; an invalid or untrainable tree gets the worst
 fitness without training), compiles the tree into a Keras loss, trains a
@@ -16,7 +16,7 @@ baseline that does not train) raise, since no candidate could be scored.
 
 The evaluator is picklable (it holds only its configuration and plain
 baseline records), so it is sent to worker processes with each tree, or with
-each training: :meth:`LossFitness.split` cuts an evaluation into one
+each training: :meth:`LossEvaluator.split` cuts an evaluation into one
 training per task (:class:`Trainings`), the units of work that
 :class:`~deap_lossgp.algorithms.Evaluation` spreads over the workers before
 it assembles the fitness in the main process; the evaluation records are
@@ -24,7 +24,7 @@ then written there.  TensorFlow, the data and the baselines are loaded
 lazily in each process.
 It keeps no cache: the algorithms' evaluation object
 (:class:`~deap_lossgp.algorithms.Evaluation`) owns de-duplication, in the
-main process, with :meth:`LossFitness.key`.
+main process, with :meth:`LossEvaluator.key`.
 """
 
 import datetime
@@ -32,7 +32,7 @@ import errno
 import os
 import time
 
-from ..checks import json_dumps
+from ..checks import deprecated_alias, json_dumps
 from ..gp.expression import canonical_key, compile_loss, to_string
 from ..gp.validity import verdict
 from .baseline import get_baseline
@@ -42,7 +42,7 @@ from .config import FitnessConfig, fitness_preset
 from .runtime import configure_tensorflow
 from .training import train_model
 
-__all__ = ["LossFitness", "Trainings"]
+__all__ = ["LossEvaluator", "LossFitness", "Trainings"]
 
 # The training record's fields copied into an evaluation record, per task.
 _TASK_FIELDS = (
@@ -59,7 +59,7 @@ _TASK_FIELDS = (
 _BASELINE_FIELDS = ("val_loss", "val_accuracy", "val_ce", "best_val_accuracy", "test_loss", "test_accuracy", "test_ce")
 
 
-class LossFitness:
+class LossEvaluator:
     """Evaluate loss trees by training models with them.
 
     :param preset: a preset name (``"quick"``, ``"paper-small"``,
@@ -362,7 +362,7 @@ class LossFitness:
                           f"is the disk full?)", self.records_path)
 
     def __repr__(self):
-        return f"LossFitness(metric={self.config.metric!r}, tasks={[t.name for t in self.config.tasks]})"
+        return f"LossEvaluator(metric={self.config.metric!r}, tasks={[t.name for t in self.config.tasks]})"
 
 
 class _Training:
@@ -382,7 +382,7 @@ class _Training:
 class Trainings:
     """The evaluation of one tree split into its trainings, one per task.
 
-    Made by :meth:`LossFitness.split`.  Each of :attr:`units` trains the
+    Made by :meth:`LossEvaluator.split`.  Each of :attr:`units` trains the
     tree on one task wherever it is called (a worker process, a SCOOP host,
     or here) and returns that training's record; :meth:`assemble` turns the
     records into the tree's fitness in the calling process and writes its
@@ -397,7 +397,7 @@ class Trainings:
     running finish, and their trainings are wasted.  That is the price of
     training the tasks at the same time.
 
-    :param fitness: the :class:`LossFitness`.
+    :param fitness: the :class:`LossEvaluator`.
     :param individual: a tree that its validity rule accepts.
     :param test: also measure the trained models on the test splits.
     :param replicate: the replicate (training seed ``seed + replicate``).
@@ -439,7 +439,7 @@ class Trainings:
         """As :meth:`assemble`, returning the whole evaluation record.
 
         :param results: as for :meth:`assemble`.
-        :returns: the record (see :meth:`LossFitness.evaluate_detailed`).
+        :returns: the record (see :meth:`LossEvaluator.evaluate_detailed`).
         :raises ValueError: if a result that counts is missing.
         """
         counted = []
@@ -458,3 +458,7 @@ class Trainings:
         record["time"] = sum(result["time"] for result in results if result is not None)
         record.pop("start")
         return self.fitness.finish_record(record)
+
+
+#: The name of :class:`LossEvaluator` until 0.2 (an anagram of the DEAP fitness class ``FitnessLoss``).
+LossFitness = deprecated_alias("LossFitness", LossEvaluator)

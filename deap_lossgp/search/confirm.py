@@ -26,7 +26,7 @@ confirmation reads them back instead of training again.
 import math
 
 from ..evaluation import Executor, Scheduler, _unwrap, combine_replicates
-from ..fitness import LossFitness
+from ..fitness import LossEvaluator
 from ..fitness.compare import LEVEL, paired_interval
 from ..gp.expression import to_string
 from .presets import MAX_SEEDS
@@ -140,7 +140,7 @@ def confirm(trees, config, seeds, mapper=None, records_path=None, baseline_dir=N
               from cross-entropy with its interval) and ``verdict`` (one of
               :data:`VERDICTS`, for the first candidate).
     """
-    fitness = LossFitness(preset=config, records_path=records_path, baseline_dir=baseline_dir)
+    fitness = LossEvaluator(preset=config, records_path=records_path, baseline_dir=baseline_dir)
     replicates = confirmation_replicates(seeds)
     baselines = {replicate: fitness.prepare(replicate) for replicate in replicates}
     done = {}

@@ -289,15 +289,15 @@ def initial_population(config, fitness=None):
 
     :param config: a dict from :func:`make_config`.
     :param fitness: the evaluator whose validity rule random trees must pass
-                    (default: a :class:`~deap_lossgp.fitness.LossFitness` of
+                    (default: a :class:`~deap_lossgp.fitness.LossEvaluator` of
                     the configuration).
     :returns: a list of P valid individuals.
     """
-    from ..fitness import LossFitness
+    from ..fitness import LossEvaluator
     from .toolbox import make_toolbox
 
     fitness_config, search = resolve_config(config)
-    fitness = LossFitness(preset=fitness_config) if fitness is None else fitness
+    fitness = LossEvaluator(preset=fitness_config) if fitness is None else fitness
     random.seed(search_seed(config))
     numpy.random.seed(search_seed(config))
     return make_toolbox(search=search, fitness=fitness).population(n=search.population)
@@ -394,7 +394,7 @@ def _run_locked(run, config, settings, inner, population, stream, progress, on_g
     """:func:`run_search` in its locked run directory, with its resolved settings and map backend."""
     from tqdm.auto import tqdm
 
-    from ..fitness import LossFitness
+    from ..fitness import LossEvaluator
     from .halloffame import KeyedHallOfFame
     from .toolbox import make_toolbox
 
@@ -412,7 +412,7 @@ def _run_locked(run, config, settings, inner, population, stream, progress, on_g
             f"restart the run; restore checkpoint.pkl (or rename checkpoint.pkl.prev to it), or start a new "
             f"run with 'deap-lossgp evolve --output <new directory>'"
         )
-    fitness = LossFitness(preset=fitness_config, records_path=str(run.records))
+    fitness = LossEvaluator(preset=fitness_config, records_path=str(run.records))
     # Baselines first, in this process, so workers never train them concurrently.
     fitness.prepare()
     if population is None:

@@ -2,7 +2,7 @@
 
 :class:`KeyedHallOfFame` is a :class:`deap.tools.HallOfFame` whose members
 are distinct by the evaluation key (``toolbox.key``, e.g.
-:meth:`~deap_lossgp.fitness.LossFitness.key`): a loss and the same loss
+:meth:`~deap_lossgp.fitness.LossEvaluator.key`): a loss and the same loss
 plus a constant train identically, so under a gradient key they take one
 place, not two.  :func:`hall_of_fame_rows` joins its members with their
 evaluation records into the rows of ``hall_of_fame.csv``:

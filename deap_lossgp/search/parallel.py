@@ -66,9 +66,9 @@ What every backend guarantees:
 * Each worker sets TensorFlow's thread pools once, before its first evaluation,
   so that the workers of one machine share its cores instead of each using all
   of them (see :func:`get_map`'s *tf_threads*). An evaluator that sets its own
-  thread count when it first trains (:class:`~deap_lossgp.fitness.LossFitness`
+  thread count when it first trains (:class:`~deap_lossgp.fitness.LossEvaluator`
   applies its configuration's ``threads``) has the last word. The evaluator (for example
-  :class:`~deap_lossgp.fitness.LossFitness`) is sent with the tasks; it keeps
+  :class:`~deap_lossgp.fitness.LossEvaluator`) is sent with the tasks; it keeps
   the datasets it loads in its process, so each worker loads them once.
 """
 
@@ -197,7 +197,7 @@ class _MapBase:
                          must be picklable for the parallel backends (a
                          module-level function, a :func:`functools.partial`
                          of one, or an object such as
-                         :class:`~deap_lossgp.fitness.LossFitness`).
+                         :class:`~deap_lossgp.fitness.LossEvaluator`).
         :param iterable: The individuals.
         :returns: A :class:`list` of results in input order.
         """

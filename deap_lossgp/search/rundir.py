@@ -409,8 +409,8 @@ class RecordReplay:
     (``nevals`` or ``nrejected``) and the resumed run's logbook, population
     and best equal an uninterrupted run's.
 
-    A record is matched by its ``key`` and ``replicate`` (:meth:`LossFitness.key
-    <deap_lossgp.fitness.LossFitness.key>`, the evaluation cache's key) and
+    A record is matched by its ``key`` and ``replicate`` (:meth:`LossEvaluator.key
+    <deap_lossgp.fitness.LossEvaluator.key>`, the evaluation cache's key) and
     used once.  Keys already in the checkpoint's cache never reach the
     screen or the map, so only the unfinished generation's records are used
     (except for re-evaluations past the cache, such as ``eaNGL(...,

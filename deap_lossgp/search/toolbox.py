@@ -4,9 +4,9 @@
 and :func:`~deap_lossgp.algorithms.eaNGL` call, the way a DEAP user would by
 hand (``examples/evolve_loss.py`` in the source tree does exactly that)::
 
-    from deap_lossgp import LossFitness, eaSampleTournament, make_toolbox
+    from deap_lossgp import LossEvaluator, eaSampleTournament, make_toolbox
 
-    toolbox = make_toolbox(fitness=LossFitness("quick"))
+    toolbox = make_toolbox(fitness=LossEvaluator("quick"))
     population = toolbox.population(n=8)
     population, logbook = eaSampleTournament(population, toolbox, ngen=4)
 
@@ -96,7 +96,7 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
         *fitness* and *map*.
     ``key``, ``screen``, ``split``
         *fitness*'s ``key``, ``screen`` and ``split`` methods when it has
-        them (like :class:`~deap_lossgp.fitness.LossFitness`): the
+        them (like :class:`~deap_lossgp.fitness.LossEvaluator`): the
         algorithms' :class:`~deap_lossgp.algorithms.Evaluation` trains equal
         keys once, rejects what ``screen`` refuses before sending it to be
         trained and sends single trainings to a map of
@@ -115,7 +115,7 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
                  (or compatible); default: the thesis's operators with
                  constants in ``search.constant_range``.
     :param fitness: The evaluation function; default
-                    ``LossFitness("quick")``.
+                    ``LossEvaluator("quick")``.
     :param search: A :class:`~deap_lossgp.search.presets.SearchConfig`; default
                    ``SearchConfig()``: the thesis's Algorithm 1 parameters with
                    our tree settings (the ``ours`` mode; see
@@ -146,9 +146,9 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
     else:
         random_pset = pset
     if fitness is None:
-        from ..fitness import LossFitness
+        from ..fitness import LossEvaluator
 
-        fitness = LossFitness("quick")
+        fitness = LossEvaluator("quick")
     if individual is None:
         individual = LossIndividual
     if check is None:

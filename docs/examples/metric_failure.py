@@ -7,7 +7,7 @@ models are scored with the default ``accuracy`` metric.
 
 import tempfile
 
-from deap_lossgp.fitness import LossFitness, score
+from deap_lossgp.fitness import LossEvaluator, score
 from deap_lossgp.gp.losses import REFERENCE_EXPRESSIONS
 
 candidates = {
@@ -17,7 +17,7 @@ candidates = {
 
 with tempfile.TemporaryDirectory() as baselines:
     # One task and 3 epochs keep this quick; the rest is the "quick" preset.
-    fitness = LossFitness(preset="quick", tasks=["digits"], epochs=3, metric="loss", baseline_dir=baselines)
+    fitness = LossEvaluator(preset="quick", tasks=["digits"], epochs=3, metric="loss", baseline_dir=baselines)
     fitness.prepare()  # train (or load) the cross-entropy baseline first
     records = {label: fitness.evaluate_detailed(text) for label, text in candidates.items()}
 

@@ -3,7 +3,7 @@
 The evaluation is a cheap, deterministic stand-in for training so that this
 script runs in seconds: it scores how closely a candidate ranks the samples of
 three fixed probe batches like cross-entropy does.  For a real search, register
-``fitness = LossFitness(preset="quick")`` as ``evaluate``, ``fitness.key`` as
+``fitness = LossEvaluator(preset="quick")`` as ``evaluate``, ``fitness.key`` as
 ``key`` and ``fitness.screen`` as ``screen`` (or use ``make_toolbox``).
 """
 

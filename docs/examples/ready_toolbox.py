@@ -11,7 +11,7 @@ from own_toolbox import rank_like_cross_entropy
 
 # The search settings of the "quick" preset: P = 8, 4 generations, Cr = 0.5, M_ST = 0.3, M_N = 0.1.
 search = get_preset("quick").search
-# Random trees pass the screened validity rule (the default check; a LossFitness
+# Random trees pass the screened validity rule (the default check; a LossEvaluator
 # brings its own rule, its key and its screen).
 toolbox = make_toolbox(fitness=rank_like_cross_entropy, search=search)
 

@@ -11,7 +11,7 @@ import numpy
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from deap_lossgp.fitness import LossFitness, register_model
+from deap_lossgp.fitness import LossEvaluator, register_model
 from deap_lossgp.fitness.datasets import load_dataset, register_arrays, task_from_path
 
 digits = load_digits()
@@ -51,7 +51,7 @@ def tiny_mlp(input_shape, num_classes):
 register_model("tiny_mlp", tiny_mlp)
 
 # 5. The fitness on those tasks: cross-entropy written as a tree against the stored cross-entropy baseline.
-fitness = LossFitness(preset="quick", tasks=[npz_task], model="tiny_mlp", epochs=3,
+fitness = LossEvaluator(preset="quick", tasks=[npz_task], model="tiny_mlp", epochs=3,
                       baseline_dir=os.path.join(workspace, "baselines"))
 record = fitness.evaluate_detailed("-y_true*log(y_pred)")
 task = record["tasks"][npz_task.name]
