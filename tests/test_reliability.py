@@ -444,22 +444,23 @@ def test_checkpoint_header_states_format_version_length_and_digest(tmp_path):
 @pytest.mark.slow
 def test_a_search_killed_mid_generation_resumes_to_the_same_result_without_duplicates(tmp_path):
     args = ["--population", "8", "--generations", "3", "--epochs", "1", "--backend", "serial", "--quiet",
-            "--set", 'tasks=["digits"]']
+            "--set", 'tasks=["digits"]', "--set", "confirm_top=2", "--set", "confirm_seeds=2"]
 
     def cli(*extra):
         return [sys.executable, "-m", "deap_lossgp.app.cli", *extra]
 
     reference = tmp_path / "reference"
     subprocess.run(cli("evolve", *args, "--output", str(reference)), check=True, capture_output=True, cwd=tmp_path)
-    # A generation records its rejections first, then one line per training: kill after its first
-    # training, while a second one runs, so the checkpoint predates records of the generation.
+    # A generation records its rejections first, then one line per training (children, then racing's
+    # extra seeds): kill after its first training, while a second one runs, so the checkpoint predates
+    # records of the generation.
     rows = [line.split(",") for line in (reference / "logbook.csv").read_text().splitlines()[1:]]
     before = 0
-    for gen, nevals, nrejected, *_ in rows:
+    for gen, nevals, nrejected, _, nraced, *_ in rows:
         if int(gen) > 0 and int(nevals) >= 2:
             target, generation = before + int(nrejected) + 1, int(gen)
             break
-        before += int(nevals) + int(nrejected)
+        before += int(nevals) + int(nrejected) + int(nraced)
     else:
         pytest.fail("no generation of the reference trained two children; give the search more generations")
     killed = tmp_path / "killed"
@@ -483,7 +484,7 @@ def test_a_search_killed_mid_generation_resumes_to_the_same_result_without_dupli
     best = [json.loads((run / "best.json").read_text()) for run in (killed, reference)]
     assert best[0]["expression"] == best[1]["expression"] and best[0]["fitness"] == best[1]["fitness"]
 
-    def counts(run):  # gen, nevals, nrejected, ncached: the logbook without the wall time
-        return [line.split(",")[:4] for line in (run / "logbook.csv").read_text().splitlines()]
+    def counts(run):  # gen, nevals, nrejected, ncached, nraced: the logbook without the wall time
+        return [line.split(",")[:5] for line in (run / "logbook.csv").read_text().splitlines()]
 
     assert counts(killed) == counts(reference)
