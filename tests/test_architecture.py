@@ -132,7 +132,8 @@ def test_a_run_keeps_its_stored_settings_when_the_preset_changes_in_code(tmp_pat
     from deap_lossgp.fitness import config as fitness_config
     from deap_lossgp.search import presets
 
-    cheap = dict(population=2, generations=1, epochs=1, tasks=["digits"], max_train_samples=100)
+    cheap = dict(population=2, generations=1, epochs=1, tasks=["digits"], max_train_samples=100,
+                 confirm_top=1, confirm_seeds=2)
     config = make_config("quick", backend="serial", seed=2, **cheap)
     run_dir = tmp_path / "run"
     run_dir.mkdir()

@@ -22,7 +22,8 @@ from deap_lossgp.search.halloffame import KeyedHallOfFame, format_fitness, read_
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # TensorFlow's log lines: absl's C++ format, its import notices and Python loggers.
 TF_LOG = re.compile(r"^[IWEF]\d{4} |absl|oneDNN|cpu_feature_guard|TF_ENABLE_ONEDNN_OPTS|^WARNING:tensorflow", re.M)
-TINY = dict(population=4, generations=2, epochs=1, tasks=["digits"], max_train_samples=100)
+TINY = dict(population=4, generations=2, epochs=1, tasks=["digits"], max_train_samples=100, confirm_top=1,
+            confirm_seeds=2)
 
 
 def _help(command, option):
@@ -44,7 +45,7 @@ def test_evolve_prints_no_tensorflow_log_line_and_rows_do_not_share_the_bar_line
     # A real search on the quick preset with a process pool: the main process and two workers import TensorFlow.
     result = subprocess.run(
         [sys.executable, "-m", "deap_lossgp.app.cli", "evolve", "--population", "4", "--generations", "1",
-         "--epochs", "1", "--set", "max_train_samples=100", "--workers", "2"],
+         "--epochs", "1", "--set", "max_train_samples=100", "--set", "confirm_seeds=2", "--workers", "2"],
         capture_output=True, text=True, cwd=tmp_path, env=_environment(), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
