@@ -14,13 +14,13 @@ with tempfile.TemporaryDirectory() as workspace:
     # The same as typing: deap-lossgp evolve --population 2 --generations 1 --epochs 1 ...
     status = main([
         "evolve", "--population", "2", "--generations", "1", "--epochs", "1",
-        "--set", 'tasks=["digits"]', "--set", "max_train_samples=300",
+        "--set", 'tasks=["digits"]', "--set", "max_train_samples=300", "--set", "confirm_seeds=2",
         "--backend", "serial", "--quiet", "--output", str(run),
     ])
     assert status == 0
 
     config = json.loads((run / "config.json").read_text())
-    print("preset", config["preset"], "| algorithm", config["algorithm"], "| seed", config["seed"])
+    print("preset", config["preset"], "| algorithm", config["algorithm"], "| search seed", config["search_seed"])
 
     with open(run / "logbook.csv", newline="") as stream:
         for row in csv.DictReader(stream):
@@ -32,7 +32,7 @@ with tempfile.TemporaryDirectory() as workspace:
               + (f"  ({record['reason']})" if record["reason"] else ""))
 
     best = json.loads((run / "best.json").read_text())
-    print("best:", best["expression"], "=", best["formula"], "fitness", best["fitness"])
+    print("best:", best["expression"], "=", best["formula"], "fitness", best["fitness"], "verdict", best["verdict"])
     assert best["expression"] in {record["expression"] for record in records}
 
     # Use the exported loss: best_loss.py needs only NumPy and Keras.
