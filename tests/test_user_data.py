@@ -332,3 +332,20 @@ def test_the_docs_example_shows_every_way_in(tmp_path):
     # Cross-entropy written as a tree matches the baseline trained with Keras's cross-entropy.
     assert lines["cross-entropy as a tree"].endswith("improvement +0.000")
     assert result.stderr == ""
+
+
+# ---- the command line ----
+
+@pytest.mark.slow
+def test_the_command_line_takes_data_and_gives_one_verdict(tmp_path, capsys):
+    from deap_lossgp.app.cli import main
+
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    np.savez(tmp_path / "mine.npz", x_train=digits.images[:300].astype("uint8"), y_train=digits.target[:300])
+    assert main(["evaluate", "ce", "--data", str(tmp_path / "mine.npz"), "--epochs", "1", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^mine-[0-9a-f]{12} ", out, re.M), out  # the task from the file, named by its content
+    verdict = [line for line in out.splitlines() if line.startswith("verdict:")]
+    assert len(verdict) == 1 and "not distinguishable from cross-entropy over 2 seeds" in verdict[0]
