@@ -358,7 +358,9 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
     # Everything is checked before the run directory is touched.
     settings = resolve_config(config)
     search_seed(config)
-    inner = get_map(config["backend"], workers=config["workers"])  # refuses scoop outside python -m scoop
+    # The fitness setting owns TensorFlow's thread count; the map applies it in every worker (0: the map's share).
+    inner = get_map(config["backend"], workers=config["workers"],
+                    tf_threads=settings[0].threads or "auto")  # refuses scoop outside python -m scoop
     run = RunDirectory(run_dir)
     if run.path.exists() and not run.path.is_dir():
         raise ValueError(f"{run.path} is a file, not a run directory; give a directory for the run")
