@@ -18,6 +18,8 @@ from deap_lossgp.app.plots import fitness_figure
 from deap_lossgp.fitness import compare_with_ce, format_comparison
 from deap_lossgp.search.driver import expected_evaluations, fitness_statistics, make_config, run_search
 from deap_lossgp.search.halloffame import KeyedHallOfFame, format_fitness, read_hall_of_fame
+from deap_lossgp.search.presets import get_preset
+from deap_lossgp.search.rundir import read_records
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # TensorFlow's log lines: absl's C++ format, its import notices and Python loggers.
@@ -54,9 +56,10 @@ def test_evolve_prints_no_tensorflow_log_line_and_rows_do_not_share_the_bar_line
     assert not re.search(r"training/s\]\s*\d", output), output[-3000:]
     rows = [line for line in result.stdout.splitlines() if re.match(r"^[01]\s+\d", line)]
     assert len(rows) == 2, result.stdout
-    # Cache hits and rejections count too: the bar, in trainings (3 tasks each), ends at its total.
-    total = str(expected_evaluations("sample-tournament", 4, 1) * 3)
-    assert re.findall(r"(\d+)/(\d+) \[", result.stderr)[-1] == (total, total), result.stderr[-2000:]
+    # The bar counts trainings (3 tasks each, racing's and the confirmation's included) and ends at its total.
+    done, total = re.findall(r"(\d+)/(\d+) \[", result.stderr)[-1]
+    assert done == total and int(done) >= expected_evaluations("sample-tournament", get_preset(
+        "quick", population=4, generations=1).search) * 3, result.stderr[-2000:]
     # The default run directory is the pattern that --output's help names.
     assert "runs/<YYYYmmdd-HHMMSS>-<preset>-<algorithm>-seed<seed>" in _help("evolve", "--output")
     (made,) = (tmp_path / "runs").iterdir()
@@ -165,8 +168,8 @@ def test_hall_of_fame_is_readable_while_the_search_runs_and_an_interrupted_run_e
     assert exported["expression"] == rows[0]["expression"] and exported["finished"] is False
     assert "unfinished" in captured.err and "resume" in captured.err
 
-    # Resumed, the bar starts at what was done.
-    total, done, next_done = (str(expected_evaluations("sample-tournament", 4, generation)) for generation in (2, 0, 1))
+    # Resumed, the bar starts at the trainings done so far (one per task of each record).
+    done = sum(len(record["tasks"]) for record in read_records(run_dir / "evaluations.jsonl"))
 
     def stop_after_generation_1(run, logbook, halloffame):
         if len(logbook) == 2:
@@ -175,14 +178,16 @@ def test_hall_of_fame_is_readable_while_the_search_runs_and_an_interrupted_run_e
     with pytest.raises(KeyboardInterrupt):
         run_search(run_dir, config, progress=True, on_generation=stop_after_generation_1)
     counts = re.findall(r"(\d+)/(\d+) \[", capsys.readouterr().err)
-    assert counts[0] == (done, total) and counts[-1] == (next_done, total), counts
+    now = sum(len(record["tasks"]) for record in read_records(run_dir / "evaluations.jsonl"))
+    assert int(counts[0][0]) == done and int(counts[-1][0]) == now > done, counts
 
     # --quiet: the final summary and nothing else.
     assert main(["resume", str(run_dir), "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == ""
-    assert [line.split(":")[0] for line in captured.out.splitlines()] == ["best loss", "formula", "fitness", "use it",
-                                                                           "more"]
+    heads = [line.split(":")[0] for line in captured.out.splitlines()]
+    assert heads[:4] == ["best loss", "formula", "fitness", "confirmed"] and heads[-1] == "more"
+    assert heads[-2] in ("use it", "verdict") and [head.split()[0] for head in heads[4:-2]] == ["digits", "mean"]
     assert len(read_hall_of_fame(run_dir / "hall_of_fame.csv")) <= 3
 
     assert main(["resume", str(run_dir), "--quiet"]) == 0
