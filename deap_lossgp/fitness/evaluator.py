@@ -18,12 +18,12 @@ The evaluator is picklable (it holds only its configuration and plain
 baseline records), so it is sent to worker processes with each tree, or with
 each training: :meth:`LossEvaluator.split` cuts an evaluation into one
 training per task (:class:`Trainings`), the units of work that
-:class:`~deap_lossgp.algorithms.Evaluation` spreads over the workers before
+:class:`~deap_lossgp.evaluation.Evaluation` spreads over the workers before
 it assembles the fitness in the main process; the evaluation records are
 then written there.  TensorFlow, the data and the baselines are loaded
 lazily in each process.
 It keeps no cache: the algorithms' evaluation object
-(:class:`~deap_lossgp.algorithms.Evaluation`) owns de-duplication, in the
+(:class:`~deap_lossgp.evaluation.Evaluation`) owns de-duplication, in the
 main process, with :meth:`LossEvaluator.key`.
 """
 
@@ -258,7 +258,7 @@ class LossEvaluator:
         """Split the evaluation of a tree into its trainings, one per task.
 
         Registered by :func:`~deap_lossgp.search.make_toolbox` as
-        ``toolbox.split``: :class:`~deap_lossgp.algorithms.Evaluation` sends
+        ``toolbox.split``: :class:`~deap_lossgp.evaluation.Evaluation` sends
         the trainings of all the trees it evaluates to the map as separate
         units of work and assembles each tree's fitness in this process,
         with the same result as :meth:`__call__` (see :class:`Trainings`).

@@ -210,7 +210,7 @@ class ProgressMap(_MapBase):
 
     Every unit advances the bar when it completes, in whatever order, and
     the wrapper keeps the backend's ``submit``/``first_completed`` interface
-    (and, through them, its call like :func:`map`), so :class:`~deap_lossgp.algorithms.Evaluation` still sends single
+    (and, through them, its call like :func:`map`), so :class:`~deap_lossgp.evaluation.Evaluation` still sends single
     trainings: nothing waits for a batch.
 
     :param inner: the map to wrap (from :func:`~deap_lossgp.search.parallel.get_map`).

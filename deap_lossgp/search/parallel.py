@@ -36,7 +36,7 @@ Backends:
 Besides being called like :func:`map`, every backend is a small executor:
 ``submit(function, item)`` returns a future (``result()``, ``cancel()``,
 ``cancelled()``) and ``first_completed(futures)`` waits for one of them.
-:class:`~deap_lossgp.algorithms.Evaluation` uses both to send single
+:class:`~deap_lossgp.evaluation.Evaluation` uses both to send single
 trainings rather than whole trees, to take results as they complete and to
 cancel trainings that are no longer needed; a call like :func:`map`
 collects results as they complete too, with no batch waiting for its

@@ -404,7 +404,7 @@ class RecordReplay:
     this object answers those from their records instead of training them
     again (and writing their records twice).  It wraps the toolbox's
     ``screen`` and provides ``toolbox.recorded``, which
-    :class:`~deap_lossgp.algorithms.Evaluation` consults before training,
+    :class:`~deap_lossgp.evaluation.Evaluation` consults before training,
     so a replayed evaluation counts exactly as the original one did
     (``nevals`` or ``nrejected``) and the resumed run's logbook, population
     and best equal an uninterrupted run's.
@@ -457,7 +457,7 @@ class RecordReplay:
         """The recorded fitness of a tree the unfinished generation trained.
 
         Registered as ``toolbox.recorded``:
-        :class:`~deap_lossgp.algorithms.Evaluation` counts the answer as an
+        :class:`~deap_lossgp.evaluation.Evaluation` counts the answer as an
         evaluation, as the original training was.
 
         :param individual: a tree about to be trained.

@@ -97,7 +97,7 @@ def make_toolbox(pset=None, fitness=None, search=None, map=None, individual=None
     ``key``, ``screen``, ``split``
         *fitness*'s ``key``, ``screen`` and ``split`` methods when it has
         them (like :class:`~deap_lossgp.fitness.LossEvaluator`): the
-        algorithms' :class:`~deap_lossgp.algorithms.Evaluation` trains equal
+        algorithms' :class:`~deap_lossgp.evaluation.Evaluation` trains equal
         keys once, rejects what ``screen`` refuses before sending it to be
         trained and sends single trainings to a map of
         :mod:`deap_lossgp.search.parallel`.
