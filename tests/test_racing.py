@@ -277,3 +277,19 @@ def test_racing_under_scoop_is_the_serial_search(tmp_path):
     population, logbook = _search(11, rebreed=20, race_top=3, race_seeds=3)
     expected = [comparable(logbook), [(str(i), list(i.fitness.values)) for i in population]]
     assert json.loads(output.read_text()) == json.loads(json.dumps(expected))
+
+
+def test_the_hall_of_fame_shows_how_many_seeds_a_fitness_rests_on():
+    from deap_lossgp.gp.expression import from_string
+    from deap_lossgp.gp.primitives import make_pset
+    from deap_lossgp.search.halloffame import KeyedHallOfFame, hall_of_fame_rows
+
+    tree = creator.IndividualRace(from_string("neg(mul(y_true, log(y_pred)))", make_pset()))
+    tree.fitness.values = (2.0, 0.2)
+    key = canonical_key(tree)
+    records = [{"expression": str(tree), "key": key, "replicate": r, "fitness": [2.0, value], "tasks": {"t": {}},
+                "status": "ok"} for r, value in enumerate((0.1, 0.2, 0.3))]
+    halloffame = KeyedHallOfFame(3, key=canonical_key)
+    halloffame.update([tree])
+    (row,) = hall_of_fame_rows(halloffame, records)
+    assert row["seeds"] == 3 and row["stderr"] == pytest.approx(0.1 / 3 ** 0.5)

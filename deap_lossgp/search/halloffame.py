@@ -10,7 +10,11 @@ evaluation records into the rows of ``hall_of_fame.csv``:
 ==========================  ====================================================
 ``rank``                    1 = best (wins first, then average improvement)
 ``wins``, ``improvement``   the fitness; ``improvement`` is ``-inf`` when
-                            nothing trained (see ``status``)
+                            nothing trained (see ``status``); with racing,
+                            means over the training seeds
+``seeds``, ``stderr``       how many training seeds the fitness rests on, and
+                            the standard error of ``improvement`` over them
+                            (empty for one seed)
 ``status``, ``reason``      how the evaluation ended (``ok``, ``stopped``...)
 ``<task> <metric>``         per task, the candidate's validation metric, the
 ``<task> CE <metric>``      cross-entropy model's, and the improvement
@@ -29,6 +33,7 @@ import pathlib
 
 from deap import tools
 
+from ..evaluation import replicate_summary
 from ..fitness.compare import METRIC_FIELDS
 from ..gp.expression import to_formula, to_string
 
@@ -73,13 +78,16 @@ def format_fitness(fitness):
 
 
 def _records_by_expression(records):
-    """The last record of each expression and of each key (a later evaluation replaces an earlier one)."""
-    by_text, by_key = {}, {}
+    """The last record of each expression and of each key (a later evaluation replaces an earlier one), and the
+    per-seed fitness of each key (one record per training seed)."""
+    by_text, by_key, seeds = {}, {}, {}
     for record in records:
         by_text[record.get("expression")] = record
         if record.get("key") is not None:
             by_key[record["key"]] = record
-    return by_text, by_key
+            if record.get("tasks") and isinstance(record.get("fitness"), list):
+                seeds.setdefault(record["key"], {})[record.get("replicate", 0)] = tuple(record["fitness"])
+    return by_text, by_key, seeds
 
 
 def hall_of_fame_rows(halloffame, records=()):
@@ -91,14 +99,18 @@ def hall_of_fame_rows(halloffame, records=()):
                     gets empty metric cells.
     :returns: a list of dicts with the columns of the module's table.
     """
-    by_text, by_key = _records_by_expression(records)
+    by_text, by_key, seeds = _records_by_expression(records)
     key = getattr(halloffame, "key", None)
     rows = []
     for rank, individual in enumerate(halloffame, start=1):
         text = to_string(individual)
         record = by_text.get(text) or (by_key.get(key(individual)) if key else None) or {}
         wins, improvement = individual.fitness.values
-        row = {"rank": rank, "wins": wins, "improvement": improvement, "status": record.get("status", ""),
+        trained = seeds.get(record.get("key"), {})
+        summary = replicate_summary([trained[r] for r in sorted(trained)]) if trained else {"seeds": 0,
+                                                                                           "stderr": None}
+        row = {"rank": rank, "wins": wins, "improvement": improvement, "seeds": summary["seeds"],
+               "stderr": "" if summary["stderr"] is None else summary["stderr"], "status": record.get("status", ""),
                "reason": record.get("reason") or ""}
         metric = METRIC_FIELDS.get(record.get("metric"), "val_accuracy")
         label = metric.removeprefix("val_")
@@ -119,7 +131,7 @@ def write_hall_of_fame(path, rows):
     :returns: the path.
     """
     path = pathlib.Path(path)
-    head = ["rank", "wins", "improvement", "status"]
+    head = ["rank", "wins", "improvement", "seeds", "stderr", "status"]
     tail = ["size", "height", "expression", "formula", "reason"]
     middle = [c for c in dict.fromkeys(c for row in rows for c in row) if c not in head + tail]
     temporary = path.with_name(path.name + ".tmp")
