@@ -79,9 +79,19 @@ def curse(arm):
     return {"gap": gap, "rho": rho}
 
 
+def _paired(differences):
+    """:func:`paired_interval` over the seeds where both sides trained, and how many seeds that leaves."""
+    from ..fitness.compare import paired_interval
+
+    finite = [value for value in differences if value is not None and math.isfinite(value)]
+    return dict(paired_interval(finite), seeds=len(differences))
+
+
 def _interval_text(summary, digits=4):
     if summary["mean"] is None:
         return "-"
+    if summary.get("seeds", summary["n"]) != summary["n"]:
+        return f"{_interval_text(dict(summary, seeds=summary['n']), digits)}, over {summary['n']} of {summary['seeds']} seeds"
     if summary["low"] is None:
         return f"{summary['mean']:+.{digits}f}"
     verdict = "" if summary["low"] > 0 or summary["high"] < 0 else " (not distinguishable)"
@@ -155,8 +165,6 @@ def _mean_std(values):
 
 
 def _heldout_section(results):
-    from ..fitness.compare import paired_interval
-
     tasks = list(results[0]["arms"]["ours"]["heldout"])
     lines = ["## Held-out test accuracy of each run's final best", "",
              "Mean over tasks of the mean test accuracy over the fresh seeds.", "",
@@ -173,10 +181,11 @@ def _heldout_section(results):
         lines.append(f"| {r['seed']} | {ce:.4f} | {means['thesis']:.4f} | {means['ngl']:.4f} | {means['ours']:.4f} | "
                      f"{differences['ours'][-1]:+.4f} | {differences['thesis'][-1]:+.4f} | "
                      f"{differences['ce'][-1]:+.4f} |")
-    lines += ["", "Paired over the seeds (mean [95 % interval]):", "",
-              f"- ours − NGL: {_interval_text(paired_interval(differences['ours']))}",
-              f"- thesis − NGL: {_interval_text(paired_interval(differences['thesis']))}",
-              f"- ours − cross-entropy: {_interval_text(paired_interval(differences['ce']))}", "",
+    lines += ["", "Paired over the seeds (mean [95 % interval]; a seed where a final best did not train on every "
+                  "fresh seed has no held-out value, `nan`, and is left out of the pairs it is in):", "",
+              f"- ours − NGL: {_interval_text(_paired(differences['ours']))}",
+              f"- thesis − NGL: {_interval_text(_paired(differences['thesis']))}",
+              f"- ours − cross-entropy: {_interval_text(_paired(differences['ce']))}", "",
               "Per task, paired over the seeds:", "",
               "| task | ours − NGL | thesis − NGL | ours − CE | NGL − CE |", "|---|---|---|---|---|"]
     for task in tasks:
@@ -189,7 +198,7 @@ def _heldout_section(results):
                 right = (_task_mean(a[second]["heldout"], task) if a[second].get("heldout") else math.nan) \
                     if second else statistics.fmean(a["ours"]["heldout"][task]["ce"])
                 values.append(left - right)
-            cells.append(_interval_text(paired_interval(values)))
+            cells.append(_interval_text(_paired(values)))
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return lines
 
@@ -210,11 +219,9 @@ def _equal_time_section(results):
             ahead.append(r["seed"])
         lines.append(f"| {r['seed']} | {equal['seconds']:.1f} | {equal['ngl_generation']} | {ngl:.4f} | "
                      f"{ours:.4f} | {ours - ngl:+.4f} |")
-    from ..fitness.compare import paired_interval
-
     lines += ["", f"Ours ≥ NGL at ours' wall time on {len(ahead)} of {len(results)} seed(s) "
                   f"({', '.join(map(str, ahead)) or 'none'}); paired difference "
-                  f"{_interval_text(paired_interval(differences))}."]
+                  f"{_interval_text(_paired(differences))}."]
     return lines
 
 
