@@ -302,7 +302,8 @@ def test_a_checkpoint_that_cannot_be_written_leaves_the_old_one(tmp_path, monkey
 
 def _run_dir(tmp_path, **overrides):
     run = RunDirectory(tmp_path / "run").create()
-    run.write_config(make_config(backend="serial", population=2, generations=1, epochs=1, **overrides))
+    settings = dict(backend="serial", population=2, generations=1, epochs=1, confirm_top=1, confirm_seeds=2)
+    run.write_config(make_config(**{**settings, **overrides}))
     return run
 
 
