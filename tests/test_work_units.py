@@ -345,7 +345,7 @@ def test_quick_fitness_units_in_workers_give_the_whole_tree_records(quick_fitnes
     # Before the split, one call trained all tasks of a tree: the same per-task records.
     tasks = [split._task_data(task) for task in lenient.resolved_tasks()]
     together = train_tasks(compile_loss(CE), tasks, chance_after=lenient.chance_after,
-                           baseline_accuracy=[split._baselines[t.name]["history"]["accuracy"]
+                           baseline_accuracy=[split.baseline(t.name)["history"]["accuracy"]
                                               for t in lenient.resolved_tasks()], **lenient.training_arguments())
     assert [{k: v for k, v in r.items() if k != "time"} for r in together] == [
         {k: v for k, v in task.items() if k not in ("time", "improvement", "baseline")}
