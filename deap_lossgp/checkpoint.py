@@ -48,6 +48,8 @@ import pickle
 import shutil
 import warnings
 
+from .checks import open_for_writing
+
 __all__ = ["CheckpointError", "FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "previous_path"]
 
 FORMAT = "deap_lossgp.checkpoint"
@@ -103,7 +105,7 @@ def save_checkpoint(path, state):
     body = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
     header = f"{FORMAT} {VERSION} {len(body)} {hashlib.sha256(body).hexdigest()}\n".encode("ascii")
     try:
-        with open(tmp, "wb") as stream:
+        with open_for_writing(tmp, "wb") as stream:
             stream.write(header)
             stream.write(body)
             stream.flush()
@@ -127,6 +129,8 @@ def _keep_previous(path):
     except CheckpointError:
         return
     staged = previous_path(path) + ".tmp"
+    if os.path.islink(staged):
+        os.remove(staged)  # a planted link must not receive the copy below
     try:
         os.link(path, staged)
     except FileExistsError:

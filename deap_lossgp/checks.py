@@ -17,7 +17,7 @@ import math
 import os
 import warnings
 
-__all__ = ["LIMITS", "check_int", "check_probability", "check_positive", "check_identifier", "from_dict", "Settings",
+__all__ = ["LIMITS", "open_for_writing", "check_int", "check_probability", "check_positive", "check_identifier", "from_dict", "Settings",
            "deprecated_alias", "json_safe", "json_dumps", "json_loads"]
 
 
@@ -28,6 +28,31 @@ __all__ = ["LIMITS", "check_int", "check_probability", "check_positive", "check_
 LIMITS = {"population": 10_000, "generations": 10_000, "epochs": 10_000, "workers": 1_024, "batch_size": 1_000_000,
           "max_train_samples": 100_000_000, "hall_of_fame": 10_000, "rebreed": 10_000, "race_top": 10_000,
           "confirm_top": 10_000}
+
+
+def open_for_writing(path, mode="w", append=False, flags=0):
+    """Open a file to write without following a symbolic link at its name.
+
+    A run directory or cache holding a planted link (``best.json.tmp`` ->
+    somewhere else) would otherwise make a write land outside it.
+
+    :param path: the file.
+    :param mode: the mode of the returned file object (``"w"``, ``"wb"``, ``"ab"``...).
+    :param append: append instead of truncating.
+    :param flags: further :func:`os.open` flags (e.g. ``os.O_RDWR``).
+    :returns: a file object.
+    :raises OSError: naming the file, for a symbolic link or any other failure.
+    """
+    access = flags or os.O_WRONLY
+    flags = access | os.O_CREAT | (os.O_APPEND if append else 0 if flags else os.O_TRUNC)
+    try:
+        handle = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as error:
+        if os.path.islink(path):
+            raise OSError(error.errno, "refusing to write through a symbolic link; remove the link", str(path)) \
+                from None
+        raise
+    return os.fdopen(handle, mode)
 
 
 def check_int(name, value, minimum):

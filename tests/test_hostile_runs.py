@@ -60,3 +60,29 @@ def test_a_damaged_file_is_one_line_naming_it(run_dir, capsys, name, content, fr
 def test_bad_arguments_are_one_line_before_anything_is_built(tmp_path, capsys, arguments, fragment):
     _one_line_error(capsys, [*arguments, "--output", str(tmp_path / "out")], fragment)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", [".lock", ".write-test", "config.json.tmp", "checkpoint.pkl.tmp", "best.json.tmp",
+                                  "logbook.csv.tmp", "hall_of_fame.csv.tmp"])
+def test_a_planted_symbolic_link_is_never_written_through(tmp_path, capsys, name):
+    from deap_lossgp.checkpoint import save_checkpoint
+    from deap_lossgp.checks import open_for_writing
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    run = RunDirectory(tmp_path / "run").create()
+    (run.path / name).symlink_to(outside)
+    with pytest.raises(OSError, match="symbolic link|Too many levels"):
+        if name == ".lock":
+            with run.lock():
+                pass
+        elif name == ".write-test":
+            run.check_writable()
+        elif name == "checkpoint.pkl.tmp":
+            save_checkpoint(run.checkpoint, {"generation": 1})
+        elif name == "config.json.tmp":
+            run.write_config({"preset": "quick"})
+        else:
+            with open_for_writing(run.path / name) as stream:
+                stream.write("x")
+    assert outside.read_text() == "keep me"

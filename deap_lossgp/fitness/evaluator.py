@@ -348,7 +348,8 @@ class LossEvaluator:
         if directory:
             os.makedirs(directory, exist_ok=True)
         # One write to an O_APPEND file, so lines of parallel workers do not interleave.
-        handle = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        handle = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                         0o644)
         try:
             written = os.write(handle, line)
         except OSError as error:

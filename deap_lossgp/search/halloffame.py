@@ -33,6 +33,7 @@ import pathlib
 
 from deap import tools
 
+from ..checks import open_for_writing
 from ..evaluation import replicate_summary
 from ..fitness.compare import METRIC_FIELDS
 from ..gp.expression import to_formula, to_string
@@ -135,7 +136,7 @@ def write_hall_of_fame(path, rows):
     tail = ["size", "height", "expression", "formula", "reason"]
     middle = [c for c in dict.fromkeys(c for row in rows for c in row) if c not in head + tail]
     temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", newline="") as stream:
+    with open_for_writing(temporary, "w") as stream:
         writer = csv.DictWriter(stream, fieldnames=head + middle + tail)
         writer.writeheader()
         writer.writerows(rows)

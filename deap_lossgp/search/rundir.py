@@ -39,7 +39,7 @@ import pathlib
 import shutil
 import warnings
 
-from ..checks import json_dumps, json_loads
+from ..checks import json_dumps, json_loads, open_for_writing
 from ..gp.expression import to_formula, to_latex, to_python_source, to_string
 
 __all__ = ["RunDirectory", "RunLockedError", "RecordReplay", "logbook_rows", "read_records", "count_completed",
@@ -246,7 +246,7 @@ class RunDirectory:
         except ImportError:
             yield self
             return
-        handle = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        handle = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -272,7 +272,7 @@ class RunDirectory:
         :raises OSError: naming the directory, if it is not writable or full.
         """
         probe = self.path / ".write-test"
-        handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             data = b"0" * 4096
             if os.write(handle, data) != len(data):
@@ -302,7 +302,7 @@ class RunDirectory:
         records, damaged = _parse_records(self.records)
         if not damaged:
             return 0
-        with self.damaged_records.open("ab") as stream:
+        with open_for_writing(self.damaged_records, "ab", append=True) as stream:
             stream.write(b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for _, raw in damaged))
             stream.flush()
             os.fsync(stream.fileno())
@@ -321,7 +321,7 @@ class RunDirectory:
         columns = list(dict.fromkeys(key for row in rows for key in row))
         temporary = self.logbook.with_suffix(".csv.tmp")
         try:
-            with temporary.open("w", newline="") as stream:
+            with open_for_writing(temporary, "w") as stream:
                 writer = csv.DictWriter(stream, fieldnames=columns)
                 writer.writeheader()
                 writer.writerows(rows)
@@ -384,7 +384,7 @@ class RunDirectory:
     def _write_text(path, text):
         temporary = path.with_name(path.name + ".tmp")
         try:
-            with temporary.open("w") as stream:
+            with open_for_writing(temporary, "w") as stream:
                 stream.write(text)
                 stream.flush()
                 os.fsync(stream.fileno())
