@@ -86,3 +86,8 @@ def test_a_planted_symbolic_link_is_never_written_through(tmp_path, capsys, name
             with open_for_writing(run.path / name) as stream:
                 stream.write("x")
     assert outside.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("command", ["resume", "show", "export"])
+def test_a_path_with_a_too_long_component_is_one_line(tmp_path, capsys, command):
+    _one_line_error(capsys, [command, str(tmp_path / ("a" * 300))], "File name too long")

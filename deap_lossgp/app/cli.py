@@ -265,7 +265,11 @@ def _existing_run(path):
     """The :class:`~deap_lossgp.search.rundir.RunDirectory` at *path*; a missing directory is an error."""
     from ..search.rundir import RunDirectory
 
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as error:
+        raise CommandError(f"{str(path)[:80]}...: {error.strerror}; give the path of a run directory") from None
+    if not exists:
         raise CommandError(f"{path} does not exist; give a run directory that 'deap-lossgp evolve' wrote "
                            "(runs/<YYYYmmdd-HHMMSS>-<preset>-<algorithm>-seed<seed> by default)")
     return RunDirectory(path)
@@ -651,7 +655,11 @@ def _describe_os_error(error):
 def _retry_hint(args):
     # A run whose config.json exists continues with resume; anything else is simply run again.
     run_dir = getattr(args, "run_dir", None)
-    if args.command in ("evolve", "resume") and run_dir is not None and (pathlib.Path(run_dir) / "config.json").exists():
+    try:
+        resumable = run_dir is not None and (pathlib.Path(run_dir) / "config.json").exists()
+    except OSError:  # the path itself is the problem (too long, a loop...)
+        resumable = False
+    if args.command in ("evolve", "resume") and resumable:
         return f"fix it (free disk space, permissions), then continue with 'deap-lossgp resume {run_dir}'"
     return "fix it (free disk space, permissions, the path), then run the command again"
 
