@@ -619,6 +619,11 @@ class _Run:
                 f"this run has {self.params!r}; resume with the same parameters or pass another "
                 f"checkpoint path"
             )
+        generation = state["generation"]
+        if isinstance(generation, bool) or not isinstance(generation, int) or generation < 1 \
+                or not isinstance(state["population"], list):
+            raise CheckpointError(f"checkpoint {self.checkpoint!r} holds a malformed generation or population; "
+                                  f"remove it (and its .prev) to start over, or restore the run's own checkpoint")
         self.population[:] = state["population"]
         if self.halloffame is not None:
             items, keys = state["halloffame"]

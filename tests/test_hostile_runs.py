@@ -91,3 +91,25 @@ def test_a_planted_symbolic_link_is_never_written_through(tmp_path, capsys, name
 @pytest.mark.parametrize("command", ["resume", "show", "export"])
 def test_a_path_with_a_too_long_component_is_one_line(tmp_path, capsys, command):
     _one_line_error(capsys, [command, str(tmp_path / ("a" * 300))], "File name too long")
+
+
+def test_an_unknown_algorithm_or_a_malformed_checkpoint_is_one_line(run_dir, tmp_path, capsys):
+    from deap_lossgp.algorithms import eaSampleTournament
+    from deap_lossgp.checkpoint import CheckpointError, save_checkpoint
+
+    config = json.loads(run_dir.config.read_text())
+    run_dir.config.write_text(json.dumps(dict(config, algorithm="evil")))
+    run_dir.logbook.unlink()  # unfinished, so resume goes on to run it
+    _one_line_error(capsys, ["resume", str(run_dir.path)], "names the algorithm 'evil'")
+
+    from conftest import build_toolbox
+
+    toolbox = build_toolbox(4)
+    path = tmp_path / "bad.pkl"
+    save_checkpoint(path, {"algorithm": "eaSampleTournament", "params": {"population_size": 4, "n_parents": 1,
+                                                                          "mutpb_subtree": 0.3, "mutpb_point": 0.1,
+                                                                          "halloffame_size": None},
+                           "generation": "3", "population": [], "halloffame": None, "logbook": None, "archive": [],
+                           "random_state": None, "numpy_random_state": None, "cache": {}})
+    with pytest.raises(CheckpointError, match="malformed generation"):
+        eaSampleTournament(toolbox.population(n=4), toolbox, ngen=2, verbose=False, checkpoint=path)

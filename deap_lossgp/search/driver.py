@@ -356,6 +356,9 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
     from .parallel import get_map
 
     # Everything is checked before the run directory is touched.
+    if config.get("algorithm") not in ALGORITHMS:
+        raise ValueError(f"the configuration names the algorithm {str(config.get('algorithm'))[:40]!r}; use one of "
+                         f"{', '.join(ALGORITHMS)} (in config.json's 'algorithm')")
     settings = resolve_config(config)
     search_seed(config)
     # The fitness setting owns TensorFlow's thread count; the map applies it in every worker (0: the map's share).
