@@ -391,6 +391,11 @@ class ProcessMap(_MapBase):
         executor.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.join()
+        # Its manager thread closes its wake-up pipe as it ends; an exit before that prints an ignored
+        # BrokenPipeError from concurrent.futures' exit hook.
+        manager = getattr(executor, "_executor_manager_thread", None)
+        if manager is not None:
+            manager.join(timeout=10)
 
 
 @contextlib.contextmanager
