@@ -405,8 +405,11 @@ def test_a_checkpoint_with_a_valid_header_and_an_empty_state_names_the_file(tmp_
     save_checkpoint(run.checkpoint, {})
     assert main(["show", str(run.path)]) == 0  # show never unpickles
     # A process of its own: this one's TensorFlow may run with other threads already.
+    # A user's shell: none of the TensorFlow log settings earlier tests made in this process.
+    unset = ("TF_CPP_MIN_LOG_LEVEL", "DEAP_LOSSGP_VERBOSE", "DEAP_LOSSGP_QUIET_TENSORFLOW")
     result = subprocess.run([sys.executable, "-m", "deap_lossgp.app.cli", "resume", str(run.path), "--quiet"],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=600,
+                            env={key: value for key, value in os.environ.items() if key not in unset})
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
     assert f"checkpoint '{run.checkpoint}' holds no " in lines[0]
