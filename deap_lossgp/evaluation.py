@@ -366,14 +366,6 @@ class Evaluation:
         """
         return self._key(individual) if self._key else object()
 
-    def seeds(self, individual):
-        """How many replicates of *individual* were trained (0 for one never trained).
-
-        :param individual: An individual.
-        :returns: An integer.
-        """
-        return len(self.replicates.get(self.key(individual), ())) if self._key else 0
-
     def submit(self, individual, refreshed=None):
         """Start evaluating *individual*; :meth:`wait` sets its fitness.
 

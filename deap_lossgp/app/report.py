@@ -15,6 +15,8 @@ import math
 import pathlib
 import statistics
 
+from ..fitness.compare import interval_verdict, paired_interval
+
 __all__ = ["ARMS", "ARM_LABELS", "heldout_mean", "curse", "write_report"]
 
 #: The arms, in the order of the report.
@@ -81,8 +83,6 @@ def curse(arm):
 
 def _paired(differences):
     """:func:`paired_interval` over the seeds where both sides trained, and how many seeds that leaves."""
-    from ..fitness.compare import paired_interval
-
     finite = [value for value in differences if value is not None and math.isfinite(value)]
     return dict(paired_interval(finite), seeds=len(differences))
 
@@ -94,7 +94,7 @@ def _interval_text(summary, digits=4):
         return f"{_interval_text(dict(summary, seeds=summary['n']), digits)}, over {summary['n']} of {summary['seeds']} seeds"
     if summary["low"] is None:
         return f"{summary['mean']:+.{digits}f}"
-    verdict = "" if summary["low"] > 0 or summary["high"] < 0 else " (not distinguishable)"
+    verdict = " (not distinguishable)" if interval_verdict(summary) == "indistinguishable" else ""
     return f"{summary['mean']:+.{digits}f} [{summary['low']:+.{digits}f}, {summary['high']:+.{digits}f}]{verdict}"
 
 

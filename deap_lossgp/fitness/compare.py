@@ -16,7 +16,7 @@ import statistics
 from .config import FitnessConfig, fitness_preset
 from .evaluator import LossEvaluator
 
-__all__ = ["METRIC_FIELDS", "LEVEL", "paired_interval", "compare_with_ce", "format_comparison"]
+__all__ = ["METRIC_FIELDS", "LEVEL", "paired_interval", "interval_verdict", "mean_over_tasks", "compare_with_ce", "format_comparison"]
 
 #: The validation value shown for each fitness metric (``weighted`` mixes accuracy and loss: accuracy is shown).
 METRIC_FIELDS = {"accuracy": "val_accuracy", "ce": "val_ce", "loss": "val_loss", "weighted": "val_accuracy"}
@@ -69,6 +69,33 @@ def _paired_test(differences):
     from scipy import stats
 
     return float(stats.ttest_1samp(differences, 0.0).pvalue)
+
+
+def interval_verdict(interval):
+    """What a :func:`paired_interval` of candidate-minus-reference differences says.
+
+    :param interval: its result.
+    :returns: ``"better"`` or ``"worse"`` when the interval lies above or
+              below 0, ``"indistinguishable"`` when it contains 0,
+              ``"unconfirmed"`` when there is no interval (fewer than two
+              seeds, or a difference that is not finite).
+    """
+    if interval["low"] is None:
+        return "unconfirmed"
+    if interval["low"] > 0.0:
+        return "better"
+    if interval["high"] < 0.0:
+        return "worse"
+    return "indistinguishable"
+
+
+def mean_over_tasks(per_task):
+    """Per seed, the mean over the tasks of a per-task value.
+
+    :param per_task: one list per task, one value per seed (``None`` where it did not train).
+    :returns: one value per seed; ``None`` for a seed where some task has none.
+    """
+    return [None if None in column else math.fsum(column) / len(column) for column in zip(*per_task)]
 
 
 def compare_with_ce(expression, repeats=5, preset="quick", baseline_dir=None, progress=None, **overrides):
@@ -137,12 +164,8 @@ def compare_with_ce(expression, repeats=5, preset="quick", baseline_dir=None, pr
             "p_value": p_value,
             "exceeds_noise": p_value is not None and p_value < _LEVEL,
         }
-    overall = [None if None in column else math.fsum(column) / len(column) for column in zip(*per_seed)]
-    interval = paired_interval(overall)
-    if interval["low"] is None:
-        verdict = "unconfirmed"
-    else:
-        verdict = "better" if interval["low"] > 0 else "worse" if interval["high"] < 0 else "indistinguishable"
+    interval = paired_interval(mean_over_tasks(per_seed))
+    verdict = interval_verdict(interval)
     return {"expression": records[0]["expression"], "metric": config.metric, "shown": shown, "seeds": seeds,
             "records": records, "tasks": tasks, "overall": dict(interval, verdict=verdict)}
 

@@ -27,7 +27,7 @@ import math
 
 from ..evaluation import Executor, Scheduler, _unwrap, combine_replicates
 from ..fitness import LossEvaluator
-from ..fitness.compare import LEVEL, paired_interval
+from ..fitness.compare import LEVEL, interval_verdict, mean_over_tasks, paired_interval
 from ..gp.expression import to_string
 from .presets import MAX_SEEDS
 from .rundir import read_records
@@ -96,7 +96,7 @@ def _summary(fitness, tree, replicates, records, baselines):
                             "difference": paired_interval(differences)}
         per_seed.append(differences)
     # The mean over the tasks, per seed: a seed where some task did not train has no value.
-    overall = [None if None in column else math.fsum(column) / len(column) for column in zip(*per_seed)]
+    overall = mean_over_tasks(per_seed)
     return {
         "expression": to_string(tree),
         "key": key,
@@ -107,17 +107,6 @@ def _summary(fitness, tree, replicates, records, baselines):
         "test_difference": paired_interval(overall) if None not in overall else
         {"n": len(overall), "mean": None, "low": None, "high": None},
     }
-
-
-def _verdict(summary):
-    interval = summary["test_difference"]
-    if interval["low"] is None:
-        return "unconfirmed"
-    if interval["low"] > 0.0:
-        return "better"
-    if interval["high"] < 0.0:
-        return "worse"
-    return "indistinguishable"
 
 
 def confirm(trees, config, seeds, mapper=None, records_path=None, baseline_dir=None):
@@ -157,5 +146,5 @@ def confirm(trees, config, seeds, mapper=None, records_path=None, baseline_dir=N
         "seeds": [config.seed + replicate for replicate in replicates],
         "level": LEVEL,
         "candidates": ranked,
-        "verdict": _verdict(ranked[0]) if ranked else "unconfirmed",
+        "verdict": interval_verdict(ranked[0]["test_difference"]) if ranked else "unconfirmed",
     }
