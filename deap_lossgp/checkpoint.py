@@ -48,7 +48,7 @@ import pickle
 import shutil
 import warnings
 
-from .checks import open_for_writing
+from .checks import open_for_reading, open_for_writing
 
 __all__ = ["CheckpointError", "FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "previous_path"]
 
@@ -192,7 +192,7 @@ def load_checkpoint(path, required=(), fallback=True, trust_legacy=False):
 def _read(path, trust_legacy=False):
     """The state stored at *path*, checked against its digest before it is unpickled."""
     try:
-        with open(path, "rb") as stream:
+        with open_for_reading(path) as stream:
             header = stream.readline(_HEADER_LIMIT)
             body = stream.read()
     except OSError as error:

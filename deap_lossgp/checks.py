@@ -17,7 +17,7 @@ import math
 import os
 import warnings
 
-__all__ = ["LIMITS", "open_for_writing", "check_int", "check_probability", "check_positive", "check_identifier", "from_dict", "Settings",
+__all__ = ["LIMITS", "open_for_writing", "open_for_reading", "check_int", "check_probability", "check_positive", "check_identifier", "from_dict", "Settings",
            "deprecated_alias", "json_safe", "json_dumps", "json_loads"]
 
 
@@ -28,6 +28,18 @@ __all__ = ["LIMITS", "open_for_writing", "check_int", "check_probability", "chec
 LIMITS = {"population": 10_000, "generations": 10_000, "epochs": 10_000, "workers": 1_024, "batch_size": 1_000_000,
           "max_train_samples": 100_000_000, "hall_of_fame": 10_000, "rebreed": 10_000, "race_top": 10_000,
           "confirm_top": 10_000}
+
+
+def _open_no_link(path, flags, mode, verb):
+    """:func:`os.open` that refuses a symbolic link at the file's name, with an error naming the file."""
+    try:
+        handle = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as error:
+        if os.path.islink(path):
+            raise OSError(error.errno, f"refusing to {verb} through a symbolic link; remove the link", str(path)) \
+                from None
+        raise
+    return os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""}))
 
 
 def open_for_writing(path, mode="w", append=False, flags=0):
@@ -44,15 +56,22 @@ def open_for_writing(path, mode="w", append=False, flags=0):
     :raises OSError: naming the file, for a symbolic link or any other failure.
     """
     access = flags or os.O_WRONLY
-    flags = access | os.O_CREAT | (os.O_APPEND if append else 0 if flags else os.O_TRUNC)
-    try:
-        handle = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    except OSError as error:
-        if os.path.islink(path):
-            raise OSError(error.errno, "refusing to write through a symbolic link; remove the link", str(path)) \
-                from None
-        raise
-    return os.fdopen(handle, mode)
+    return _open_no_link(path, access | os.O_CREAT | (os.O_APPEND if append else 0 if flags else os.O_TRUNC),
+                         mode, "write")
+
+
+def open_for_reading(path, mode="rb"):
+    """Open a file of a run directory or cache to read, refusing a symbolic link at its name.
+
+    A planted link would otherwise make a command read (and, for a
+    checkpoint, unpickle) a file from outside the directory.
+
+    :param path: the file.
+    :param mode: ``"rb"``, or ``"r"`` for UTF-8 text with newlines kept as written (for :mod:`csv`).
+    :returns: a file object.
+    :raises OSError: naming the file, for a symbolic link or any other failure.
+    """
+    return _open_no_link(path, os.O_RDONLY, mode, "read")
 
 
 def check_int(name, value, minimum):

@@ -229,3 +229,19 @@ def test_a_damaged_stored_baseline_is_trained_again(tmp_path, monkeypatch):
     stored.write_text("{not json")
     assert baseline.get_baseline(task, data, config, tmp_path)["val_accuracy"] == 0.5
     assert fake.calls == 2
+
+
+def test_a_symbolic_link_planted_in_the_cache_is_refused_not_read(tmp_path, monkeypatch):
+    fake = _FakeTraining()
+    monkeypatch.setattr(baseline, "train_model", fake)
+    config = FitnessConfig(tasks=["digits"], max_train_samples=50)
+    task = config.resolved_tasks()[0]
+    data = load_task(task, config.seed, config.validation_split)
+    path = baseline.baseline_path(baseline.baseline_settings(task, data, config), tmp_path)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.json"
+    outside.write_text('{"settings": null}')
+    os.symlink(outside, path)
+    with pytest.raises(OSError, match="refusing to read through a symbolic link") as caught:
+        baseline.get_baseline(task, data, config, tmp_path)
+    assert caught.value.filename == path and fake.calls == 0
+    assert outside.read_text() == '{"settings": null}'

@@ -88,6 +88,24 @@ def test_a_planted_symbolic_link_is_never_written_through(tmp_path, capsys, name
     assert outside.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("name", ["config.json", "best.json", "logbook.csv", "hall_of_fame.csv", "evaluations.jsonl",
+                                  "checkpoint.pkl"])
+def test_a_planted_symbolic_link_is_never_read_through(run_dir, tmp_path, capsys, name):
+    outside = tmp_path / "outside"
+    target = run_dir.path / name
+    if target.exists():
+        target.rename(outside)
+    else:
+        outside.write_text("{}\n")
+    target.symlink_to(outside)
+    if name in ("evaluations.jsonl", "checkpoint.pkl"):
+        run_dir.logbook.unlink()  # unfinished, so resume reads the records and the checkpoint
+        line = _one_line_error(capsys, ["resume", str(run_dir.path), "--quiet"], "symbolic link")
+    else:
+        line = _one_line_error(capsys, ["show", str(run_dir.path)], "refusing to read through a symbolic link")
+    assert name in line
+
+
 @pytest.mark.parametrize("command", ["resume", "show", "export"])
 def test_a_path_with_a_too_long_component_is_one_line(tmp_path, capsys, command):
     _one_line_error(capsys, [command, str(tmp_path / ("a" * 300))], "File name too long")

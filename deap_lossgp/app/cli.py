@@ -38,7 +38,7 @@ import sys
 import warnings
 
 from ..algorithms import LOG_FIELDS
-from ..checks import json_dumps
+from ..checks import json_dumps, open_for_reading
 from ..search.driver import ALGORITHMS
 from ..search.parallel import BACKENDS
 
@@ -287,7 +287,7 @@ def _logbook_table(run):
     if not run.logbook.exists():
         return []
     try:
-        with run.logbook.open(newline="") as stream:
+        with open_for_reading(run.logbook, "r") as stream:
             return list(csv.DictReader(stream))
     except (OSError, csv.Error, UnicodeDecodeError) as error:
         raise CommandError(f"cannot read {run.logbook} ({error}); it is rewritten at the next generation "

@@ -25,7 +25,7 @@ import json
 import os
 import tempfile
 
-from ..checks import json_dumps, json_loads
+from ..checks import json_dumps, json_loads, open_for_reading
 from .datasets import fingerprint_arrays
 from .models import build_model, get_model_builder
 from .runtime import import_keras, import_tensorflow
@@ -156,7 +156,7 @@ def baseline_path(settings, directory=None):
 def _stored(path, settings):
     # The stored record of exactly this setting, or None (absent, unreadable or another setting).
     try:
-        with open(path, encoding="utf-8") as stream:
+        with open_for_reading(path) as stream:
             record = json_loads(stream.read())
     except FileNotFoundError:
         return None

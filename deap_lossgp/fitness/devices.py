@@ -77,7 +77,7 @@ def claim_slot(count, directory=None, name="deap_lossgp-gpu", only=None):
     directory = tempfile.gettempdir() if directory is None else directory
     for slot in range(count) if only is None else (only,):
         path = os.path.join(directory, f"{name}-{os.getuid()}-{slot}.lock")
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -33,7 +33,7 @@ import pathlib
 
 from deap import tools
 
-from ..checks import open_for_writing
+from ..checks import open_for_reading, open_for_writing
 from ..evaluation import replicate_summary
 from ..fitness.compare import METRIC_FIELDS
 from ..gp.expression import to_formula, to_string
@@ -161,7 +161,7 @@ def read_hall_of_fame(path):
         return []
     fix = "delete it; the next generation of the run writes it again"
     try:
-        with path.open(newline="") as stream:
+        with open_for_reading(path, "r") as stream:
             rows = list(csv.DictReader(stream))
     except (csv.Error, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not a readable table ({error}); {fix}") from None

@@ -39,7 +39,7 @@ import pathlib
 import shutil
 import warnings
 
-from ..checks import json_dumps, json_loads, open_for_writing
+from ..checks import json_dumps, json_loads, open_for_reading, open_for_writing
 from ..gp.expression import to_formula, to_latex, to_python_source, to_string
 
 __all__ = ["RunDirectory", "RunLockedError", "RecordReplay", "logbook_rows", "read_records", "count_completed",
@@ -96,7 +96,9 @@ def _parse_records(path):
     if not path.exists():
         return [], []
     records, damaged = [], []
-    for number, raw in enumerate(path.read_bytes().splitlines(keepends=True), 1):
+    with open_for_reading(path) as stream:
+        data = stream.read()
+    for number, raw in enumerate(data.splitlines(keepends=True), 1):
         if not raw.strip():
             continue
         try:
@@ -225,7 +227,8 @@ class RunDirectory:
     @staticmethod
     def _read_json(path, fix):
         try:
-            return json_loads(path.read_bytes())
+            with open_for_reading(path) as stream:
+                return json_loads(stream.read())
         except ValueError as error:
             raise ValueError(f"{path} is not valid JSON ({error}); {fix}") from None
 
