@@ -12,10 +12,21 @@
 3. Bad CLI inputs and simulated file-system faults (disk full, read-only
    directory, through a patched ``os.write``): each must end with status 2,
    one line on standard error and no traceback.
+4. Hostile probes (the cases of a hostile review): damaged and planted run
+   directories, planted symbolic links, pickles that act when loaded, huge
+   settings, hostile task names, a full baseline cache and an amplifying
+   loss text.  Counted: raw tracebacks, error lines that name no file or
+   argument, files written outside the run directory or cache, read-only
+   commands that unpickle, and the bytes a legal text's expansion prints.
+5. Formula printing: the slowest of nested ``sin`` trees up to depth 18,
+   chains of 200 and 500 operators and 2,000 random ``quick``-style trees.
 
 Usage::
 
     python benchmarks/bench_reliability.py [--flips 200] [--output FILE]
+
+The fast cases of 3 and 4 are also tests (``tests/test_hostile_runs.py``,
+``tests/test_reliability.py``, ``tests/test_text_input.py``).
 
 Not a test: it prints its figures (and writes them to ``--output``).
 """
@@ -25,7 +36,9 @@ import collections
 import json
 import os
 import pathlib
+import pickle
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -180,7 +193,27 @@ FAULT = textwrap.dedent("""
         fail(self.resolve())
         return real_write_text(self, *args, **kwargs)
 
+    class Failing:
+        # A file object of a full disk: what os.fdopen returns for a file under the root.
+        def __init__(self, stream):
+            self.stream = stream
+
+        def __getattr__(self, name):
+            return getattr(self.stream, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.stream.close()
+
+        def write(self, data):
+            fail(os.readlink(f"/proc/self/fd/{{self.stream.fileno()}}"))
+            return self.stream.write(data)
+
+    real_fdopen = os.fdopen
     os.write, pathlib.Path.write_text = write, write_text
+    os.fdopen = lambda *args, **kwargs: Failing(real_fdopen(*args, **kwargs))
     sys.exit(main(sys.argv[1:]))
 """)
 
@@ -256,8 +289,252 @@ def bad_inputs(work, reference):
     return results
 
 
+class _Acts:
+    """Pickles as a call of *function* on *arguments*: what a hostile pickle does when it is loaded."""
+
+    def __init__(self, function, *arguments):
+        self.call = (function, arguments)
+
+    def __reduce__(self):
+        return self.call
+
+
+SYMLINKED = (".lock", ".write-test", "config.json.tmp", "checkpoint.pkl.tmp", "best.json.tmp", "logbook.csv.tmp",
+             "hall_of_fame.csv.tmp")
+AMPLIFYING = "((((y_pred*y_true+0.5)**8)**8)**8)**8"
+PROGRESS = re.compile(r"\|\s*\d+/\d+ \[")  # a progress bar's line, not a message
+
+
+def snapshot(directory):
+    """Names, sizes and modification times of the files under *directory*.
+
+    :param directory: a directory.
+    :returns: a dict.
+    """
+    return {str(path): (path.lstat().st_size, path.lstat().st_mtime_ns) for path in directory.rglob("*")}
+
+
+def hostile_probes(work, reference, env):
+    """Run the command line on the probe set.
+
+    :param work: a scratch directory.
+    :param reference: a finished run directory to copy.
+    :param env: the environment of the commands (its ``HOME`` holds the baseline cache).
+    :returns: ``(results, outside_writes, unpickled, cache_names_ok, printed)``: one dict per probe, the
+              files changed outside the run directories and the cache, the probes whose pickle ran, whether
+              every cache file is named by a hash, and the bytes printed for the amplifying text.
+    """
+    from deap_lossgp.checkpoint import load_checkpoint, save_checkpoint
+
+    outside = work / "outside"
+    outside.mkdir()
+    for name in SYMLINKED:
+        (outside / name).write_text("keep me\n")
+    before = snapshot(outside)
+    number = iter(range(10 ** 6))
+
+    def copy(edit=None, unfinished=False):
+        run = work / f"probe-{next(number)}"
+        shutil.copytree(reference, run)
+        if unfinished:  # the previous checkpoint: a run resume continues
+            os.replace(run / "checkpoint.pkl.prev", run / "checkpoint.pkl")
+            (run / "logbook.csv").write_text("\n".join((run / "logbook.csv").read_text().splitlines()[:-1]) + "\n")
+        if edit:
+            edit(run)
+        return str(run)
+
+    def best(expression=None, **fields):
+        def edit(run):
+            data = json.loads((run / "best.json").read_text())
+            data.update(fields, **({"expression": expression} if expression else {}))
+            (run / "best.json").write_text(json.dumps(data))
+        return edit
+
+    def text(name, content):
+        return lambda run: (run / name).write_text(content)
+
+    def config(**fields):
+        def edit(run):
+            data = json.loads((run / "config.json").read_text())
+            for key, value in fields.items():
+                target = {"epochs": data["resolved"]["fitness"], "population": data["resolved"]["search"]}
+                target.get(key, data)[key] = value
+            (run / "config.json").write_text(json.dumps(data))
+        return edit
+
+    def record(**fields):
+        def edit(run):
+            lines = (run / "evaluations.jsonl").read_text().splitlines()
+            lines[0] = json.dumps(dict(json.loads(lines[0]), **fields))
+            (run / "evaluations.jsonl").write_text("\n".join(lines) + "\n")
+        return edit
+
+    def checkpoint(transform, header=True, where="checkpoint.pkl"):
+        def edit(run):
+            state = transform(load_checkpoint(run / "checkpoint.pkl", trust_legacy=True))
+            if header:
+                save_checkpoint(run / where, state)
+            else:
+                if where != "checkpoint.pkl":
+                    (run / "checkpoint.pkl").write_bytes(b"damaged")
+                (run / where).write_bytes(pickle.dumps(state))
+        return edit
+
+    def acting(marker):
+        return lambda state: dict(state, payload=_Acts(open, str(outside / f"unpickled-{marker}"), "w"))
+
+    chain = "y_pred"
+    for _ in range(200):
+        chain = f"sin({chain})"
+    deep = "[" * 100_000 + "]" * 100_000
+    evaluate = ["evaluate", "--epochs", "1", "--set", "max_train_samples=200"]
+    planted = []
+    for name in SYMLINKED:
+        run = work / f"planted-{name}"
+        run.mkdir()
+        (run / name).symlink_to(outside / name)
+        planted.append((f"evolve into a directory with {name} -> outside",
+                        cli("evolve", *SEARCH, "--output", str(run)), "link", True))
+    fault = [sys.executable, "-c", FAULT.format(code="ENOSPC"), str(work / "home")]
+    # (case, command, fragment the error line must hold, whether exit 0 is also right)
+    probes = [
+        ("evolve --set seed=1 --set epochs=0", cli("evolve", "--set", "seed=1", "--set", "epochs=0"), "epochs", False),
+        ("benchmark --set seed=1 --set epochs=0", cli("benchmark", "--set", "seed=1", "--set", "epochs=0"), "epochs",
+         False),
+        ("evolve --set tasks={}", cli("evolve", "--set", "tasks={}"), "dataset", False),
+        ("evolve --bogus (argparse)", cli("evolve", "--bogus"), "--bogus", False),
+        ("evolve --population 10**26", cli("evolve", "--population", "9" * 26), "population", False),
+        ("evolve --workers 10**26", cli("evolve", "--workers", "9" * 26), "workers", False),
+        ("evolve --epochs 10**26", cli("evolve", "--epochs", "9" * 26), "epochs", False),
+        ("evolve --set epochs=10**9", cli("evolve", "--set", "epochs=1000000000"), "epochs", False),
+        ("resume <300-character component>", cli("resume", str(work / ("a" * 300))), "a" * 40, False),
+        ("export, best.json div(1, 0)", cli("export", copy(best("div(1, 0)"))), "best.json", True),
+        ("export --format latex, exp(exp(sqrt(log(0)...)))",
+         cli("export", copy(best("exp(exp(sqrt(mul(log(0), add(y_true, y_pred)))))")), "--format", "latex"),
+         "best.json", True),
+        ("export, 200 nested sin", cli("export", copy(best(chain))), "best.json", True),
+        ("show, 200 nested sin", cli("show", copy(best(chain, formula=None))), "best.json", True),
+        ("show, best.json fitness 5", cli("show", copy(best(fitness=5))), "best.json", False),
+        ("show, hall_of_fame.csv of a rank column", cli("show", copy(text("hall_of_fame.csv", "rank\n1\n"))),
+         "hall_of_fame.csv", False),
+        ("show, hall_of_fame.csv cell of 140,000 characters",
+         cli("show", copy(text("hall_of_fame.csv", "rank,formula\n1," + "x" * 140_000 + "\n"))), "hall_of_fame.csv",
+         False),
+        ("show, hall_of_fame.csv 'abc' as a number",
+         cli("show", copy(text("hall_of_fame.csv", "rank,wins,improvement,status,size,height,expression,formula,"
+                                                   "reason\n1,abc,0.1,ok,1,1,y_pred,y_pred,\n"))),
+         "hall_of_fame.csv", False),
+        ("show, record status []", cli("show", copy(record(status=[]))), "evaluations.jsonl", True),
+        ("export, record status []", cli("export", copy(record(status=[]))), "evaluations.jsonl", True),
+        ("resume, record status []", cli("resume", copy(record(status=[]), unfinished=True), "--quiet"),
+         "evaluations.jsonl", True),
+        ("resume, record fitness 'abc'", cli("resume", copy(record(fitness="abc"), unfinished=True), "--quiet"),
+         "evaluations.jsonl", True),
+        ("show, config.json nested 100,000 deep", cli("show", copy(text("config.json", deep))), "config.json", False),
+        ("show, a record nested 100,000 deep",
+         cli("show", copy(lambda run: open(run / "evaluations.jsonl", "a").write(deep + "\n"))),
+         "evaluations.jsonl", True),
+        ("resume, config.json algorithm 'evil'", cli("resume", copy(config(algorithm="evil"), unfinished=True)),
+         "config.json", False),
+        ("resume, checkpoint generation '3'",
+         cli("resume", copy(checkpoint(lambda state: dict(state, generation="3")), unfinished=True)),
+         "checkpoint", False),
+        ("resume, config.json population 10**9", cli("resume", copy(config(population=10 ** 9), unfinished=True)),
+         "population", False),
+        ("resume, config.json epochs 10**9", cli("resume", copy(config(epochs=10 ** 9), unfinished=True)),
+         "epochs", False),
+        ("show, a checkpoint that acts when unpickled",
+         cli("show", copy(checkpoint(acting("show")), unfinished=True)), "checkpoint", True),
+        ("export, a checkpoint that acts when unpickled",
+         cli("export", copy(checkpoint(acting("export")), unfinished=True)), "checkpoint", True),
+        ("resume, a headerless checkpoint that acts",
+         cli("resume", copy(checkpoint(acting("resume"), header=False), unfinished=True)), "checkpoint", False),
+        ("resume, a headerless .prev that acts",
+         cli("resume", copy(checkpoint(acting("prev"), header=False, where="checkpoint.pkl.prev"),
+                            unfinished=True)), "checkpoint", False),
+        ("resume, a checkpoint calling sys.exit(7)",
+         cli("resume", copy(checkpoint(lambda state: dict(state, payload=_Acts(sys.exit, 7))), unfinished=True)),
+         "checkpoint", True),
+        *planted,
+        ("evaluate, task name '../../x'", cli(*evaluate, "--set", 'tasks=[{"dataset":"digits","name":"../../x"}]',
+                                              "y_pred"), "tasks", True),
+        ("evaluate, task name '/etc/cron.d/evil'",
+         cli(*evaluate, "--set", 'tasks=[{"dataset":"digits","name":"/etc/cron.d/evil"}]', "y_pred"), "tasks", True),
+        ("evaluate, disk full in the baseline cache", fault + [*evaluate, "--set", "seed=7", "y_pred"], "ce-", False),
+        (f"evaluate {AMPLIFYING}", cli("evaluate", AMPLIFYING), "expands", False),
+    ]
+    results, printed = [], None
+    for name, command, fragment, success_ok in probes:
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env)
+        seconds = time.perf_counter() - started
+        lines = [line for line in done.stderr.splitlines() if line.strip() and not PROGRESS.search(line)]
+        traceback = "Traceback" in done.stderr or done.returncode not in (0, 2, 3)
+        clean = (done.returncode == 0 and success_ok) or (done.returncode == 2 and len(lines) == 1)
+        results.append({"case": name, "status": done.returncode, "lines": len(lines), "traceback": traceback,
+                        "clean": clean and not traceback,
+                        "named": done.returncode != 2 or (bool(lines) and fragment in lines[-1]),
+                        "seconds": seconds, "last": lines[-1] if lines else ""})
+        if name.startswith("evaluate ((("):
+            printed = len(done.stdout.encode()) + len(done.stderr.encode())
+    after = snapshot(outside)
+    changed = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+    unpickled = sorted(pathlib.Path(name).name for name in changed if "unpickled-" in name)
+    cache = work / "home" / ".cache" / "deap_lossgp" / "baselines"
+    names_ok = all(path.name.startswith("ce-") and path.name.endswith(".json") for path in cache.iterdir())
+    outside_writes = [name for name in changed if "unpickled-" not in name]
+    outside_writes += [str(path) for path in work.rglob("*") if path.name in ("x", "evil")]
+    return results, outside_writes, unpickled, names_ok, printed
+
+
+def formula_times(trees=2_000):
+    """The slowest formula printing of legal trees.
+
+    :param trees: how many random ``quick``-style trees to print.
+    :returns: ``(rows, crashes)``: ``(case, seconds)`` rows and the random trees whose printing raised.
+    """
+    from deap import gp
+
+    from deap_lossgp import make_pset, to_formula
+
+    def nested_sin(depth):
+        text = "mul(y_true, log(y_pred))"
+        for _ in range(depth):
+            text = f"sin({text})"
+        return text
+
+    def chain(operator, length):
+        text = "y_pred"
+        for _ in range(length):
+            text = f"{operator}({text})"
+        return text
+
+    cases = [(f"nested sin, depth {depth}", nested_sin(depth)) for depth in (12, 14, 16, 18)]
+    cases += [("200 nested sin", chain("sin", 200)), ("500 nested neg", chain("neg", 500)),
+              ("500 nested sqrt", chain("sqrt", 500))]
+    to_formula("add(y_pred, y_true)")  # sympy's first use loads it: not a cost of the trees below
+    rows = []
+    for name, text in cases:
+        started = time.perf_counter()
+        to_formula(text)
+        rows.append((name, time.perf_counter() - started))
+    pset, rng = make_pset(), random.Random(0)
+    random.seed(0)
+    slowest, crashes = 0.0, 0
+    for _ in range(trees):
+        tree = gp.PrimitiveTree(gp.genHalfAndHalf(pset, 1, rng.randint(2, 8)))
+        started = time.perf_counter()
+        try:
+            to_formula(tree)
+        except Exception:  # counted: any exception is a crash of the printer
+            crashes += 1
+        slowest = max(slowest, time.perf_counter() - started)
+    rows.append((f"slowest of {trees} random trees (height up to 2-8)", slowest))
+    return rows, crashes
+
+
 def main():
-    """Run the three measurements and print them.
+    """Run the measurements and print them.
 
     :returns: None
     """
@@ -268,14 +545,18 @@ def main():
     command = "python benchmarks/bench_reliability.py" + "".join(f" {a}" for a in sys.argv[1:])
     with tempfile.TemporaryDirectory() as scratch:
         work = pathlib.Path(scratch).resolve()
+        # Every command's baseline cache is in the scratch directory, to be inspected.
+        env = dict(os.environ, HOME=str(work / "home"))
         reference = work / "reference"
         started = time.perf_counter()
-        subprocess.run(cli("evolve", *SEARCH, "--output", str(reference)), check=True, capture_output=True)
+        subprocess.run(cli("evolve", *SEARCH, "--output", str(reference)), check=True, capture_output=True, env=env)
         reference_seconds = time.perf_counter() - started
         records = (reference / "evaluations.jsonl").read_bytes().count(b"\n")
         kills = kill_and_resume(work, reference, records)
         flips = byte_flips(reference / "checkpoint.pkl", work, args.flips)
         faults = bad_inputs(work, reference)
+        probes, outside_writes, unpickled, names_ok, printed = hostile_probes(work, reference, env)
+        formulas, crashes = formula_times()
 
     lines = [f"command: {command}",
              f"search: deap-lossgp evolve {' '.join(SEARCH)} ({reference_seconds:.0f} s uninterrupted)", "",
@@ -293,6 +574,23 @@ def main():
         lines.append(f"      {err[-1][:150] if err else ''}")
     clean = sum(status == 2 and len(err) == 1 and not bad for _, status, err, bad in faults)
     lines.append(f"   total: {sum(bad for *_, bad in faults)} tracebacks; {clean}/{len(faults)} exit 2 with one line")
+    lines += ["", "4. hostile probes (status, stderr lines, traceback, file or argument named, seconds)"]
+    for p in probes:
+        lines.append(f"   {p['case'][:60]:<60} status={p['status']} lines={p['lines']} "
+                     f"traceback={'yes' if p['traceback'] else 'no'} named={'yes' if p['named'] else 'no'} "
+                     f"{p['seconds']:.1f} s")
+        lines.append(f"      {p['last'][:150]}")
+    lines += [f"   total over {len(probes)} probes: {sum(p['traceback'] for p in probes)} raw tracebacks; "
+              f"{sum(p['clean'] for p in probes)}/{len(probes)} end with exit 0 where that is right, or exit 2 and "
+              f"one line; {sum(not p['named'] for p in probes)} error lines name no file or argument",
+              f"   files written outside the run directories and the cache: {len(outside_writes)}"
+              + "".join(f"\n      {name}" for name in outside_writes),
+              f"   read-only commands or refused checkpoints whose pickle ran: {len(unpickled)} {unpickled}",
+              f"   cache files named by hash only: {'yes' if names_ok else 'no'}",
+              f"   bytes printed for {AMPLIFYING!r} (24,575 nodes expanded): {printed}",
+              "", "5. formula printing (seconds)"]
+    lines += [f"   {name:<52} {seconds:.3f}" for name, seconds in formulas]
+    lines.append(f"   random trees whose printing raised: {crashes}")
     report = "\n".join(lines).replace(str(work), "<scratch>") + "\n"
     print(report, end="")
     if args.output:

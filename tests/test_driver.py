@@ -27,6 +27,17 @@ def test_every_field_can_be_set_without_a_crash():
     assert fitness.replicate(2).seed == 4 and fitness.replicate(2).data_seed == 4
 
 
+def test_the_benchmark_takes_a_training_seed_and_refuses_bad_settings_before_writing(tmp_path, capsys):
+    from deap_lossgp.app.benchmark import arm_configs
+    from deap_lossgp.app.cli import main
+
+    configs = arm_configs(3, seed=1)
+    assert {(config["search_seed"], resolve_config(config)[0].seed) for config in configs.values()} == {(3, 1)}
+    assert main(["benchmark", "--set", "seed=1", "--set", "epochs=0", "--output", str(tmp_path / "out")]) == 2
+    assert "epochs must be an integer >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_asynchronous_variants_inflight_is_stored_as_a_number():
     config = make_config("quick", algorithm="async-sample-tournament", backend="process", workers=3)
     assert resolve_config(json.loads(json.dumps(config)))[1].inflight == 6

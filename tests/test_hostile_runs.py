@@ -131,3 +131,25 @@ def test_an_unknown_algorithm_or_a_malformed_checkpoint_is_one_line(run_dir, tmp
                            "random_state": None, "numpy_random_state": None, "cache": {}})
     with pytest.raises(CheckpointError, match="malformed generation"):
         eaSampleTournament(toolbox.population(n=4), toolbox, ngen=2, verbose=False, checkpoint=path)
+
+
+@pytest.mark.parametrize("field, value", [("status", []), ("key", [1]), ("fitness", ["abc"]), ("fitness", [True]),
+                                          ("replicate", "x"), ("expression", {})])
+def test_a_record_with_a_field_of_the_wrong_type_is_set_aside(run_dir, field, value):
+    from deap_lossgp.search.rundir import count_completed, read_records
+
+    good = {"expression": "y_pred", "key": "k", "status": "ok", "fitness": [1.0, 0.1], "replicate": 0}
+    run_dir.records.write_text(json.dumps(good) + "\n" + json.dumps(dict(good, **{field: value})) + "\n")
+    with pytest.warns(RuntimeWarning, match="skipped 1 damaged line"):
+        assert count_completed(read_records(run_dir.records)) == (1, {"ok": 1})
+    with pytest.warns(RuntimeWarning, match="moved 1 damaged line"):
+        assert run_dir.repair_records() == 1
+    assert json.loads(run_dir.damaged_records.read_text())[field] == value
+
+
+def test_a_flat_best_loss_exports_and_only_rescale_refuses_it(run_dir, capsys):
+    run_dir.best.write_text(json.dumps(dict(BEST, expression="div(1, 0)")))
+    assert main(["export", str(run_dir.path)]) == 0
+    captured = capsys.readouterr()
+    assert "EvolvedLoss = " in captured.out and "loss scale: none (" in captured.err
+    _one_line_error(capsys, ["export", str(run_dir.path), "--rescale"], "export it without rescale")

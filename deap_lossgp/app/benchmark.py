@@ -59,10 +59,10 @@ CURSE_TOP = 5
 CURSE_SEEDS = 2
 
 
-def arm_configs(seed, preset="quick", backend="process", workers=None, confirm_seeds=5, **overrides):
+def arm_configs(search_seed, preset="quick", backend="process", workers=None, confirm_seeds=5, **overrides):
     """The three arms' search configurations of one seed.
 
-    :param seed: the search seed.
+    :param search_seed: the search seed (``seed`` among *overrides* is the training seed).
     :param preset: the preset name.
     :param backend: the map backend.
     :param workers: worker processes.
@@ -72,7 +72,7 @@ def arm_configs(seed, preset="quick", backend="process", workers=None, confirm_s
     """
     from ..search.driver import make_config
 
-    return {arm: make_config(preset, algorithm=_ALGORITHMS[arm], search_seed=seed, backend=backend,
+    return {arm: make_config(preset, algorithm=_ALGORITHMS[arm], search_seed=search_seed, backend=backend,
                              workers=workers, **{**overrides, "confirm_seeds": confirm_seeds, **ARM_SETTINGS[arm]})
             for arm in ARMS}
 
@@ -163,10 +163,10 @@ def _heldout(summary):
             for name, task in summary["tasks"].items()}
 
 
-def run_seed(seed, output, preset="quick", workers=None, backend="process", confirm_seeds=5, **overrides):
+def run_seed(search_seed, output, preset="quick", workers=None, backend="process", confirm_seeds=5, **overrides):
     """Run the three arms for one seed and measure them (or load the finished result).
 
-    :param seed: the search seed of every arm.
+    :param search_seed: the search seed of every arm (``seed`` among *overrides* is the training seed).
     :param output: the benchmark's output directory.
     :param preset: preset name.
     :param workers: worker processes.
@@ -179,17 +179,17 @@ def run_seed(seed, output, preset="quick", workers=None, backend="process", conf
     from ..search.driver import initial_population, resolve_config
     from ..search.parallel import get_map
 
-    seed_dir = pathlib.Path(output) / f"seed-{seed}"
+    seed_dir = pathlib.Path(output) / f"seed-{search_seed}"
     result_path = seed_dir / "result.json"
     if result_path.exists():
         return json_loads(result_path.read_text())
+    configs = arm_configs(search_seed, preset, backend, workers, confirm_seeds, **overrides)
     seed_dir.mkdir(parents=True, exist_ok=True)
-    configs = arm_configs(seed, preset, backend, workers, confirm_seeds, **overrides)
     fitness = LossEvaluator(preset=resolve_config(configs["thesis"])[0])
     fitness.prepare()  # cross-entropy baselines, trained once and stored
     population = initial_population(configs["thesis"], fitness)
     ngl_population = copy.deepcopy(population)  # the thesis's Algorithm 2; timing starts after the copy
-    result = {"seed": seed, "confirm_seeds": confirm_seeds, "arms": {}}
+    result = {"seed": search_seed, "confirm_seeds": confirm_seeds, "arms": {}}
     halloffames = {}
     for arm, start in (("ngl", ngl_population), ("thesis", population), ("ours", None)):
         result["arms"][arm], halloffames[arm] = _run(seed_dir / arm, configs[arm], start, arm)
@@ -250,6 +250,7 @@ def run_benchmark(output, preset="quick", seeds=(0,), workers=None, backend="pro
     from .._version import environment
     from ..fitness.runtime import import_tensorflow
 
+    arm_configs(0, preset, backend, workers, confirm_seeds, **overrides)  # bad settings fail before any write
     gpus = len(import_tensorflow().config.list_physical_devices("GPU"))
     environment = dict(environment(frameworks=("keras", "tensorflow")),
                        machine=f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpus or 'no'} GPU(s)")

@@ -480,9 +480,12 @@ def _cmd_export(args):
         text = to_source(best["expression"], "keras" if args.format == "py" else args.format, rescale=args.rescale)
         from ..gp.export import loss_scale
 
-        print(f"loss scale: {loss_scale(best['expression']):.4g} x cross-entropy's gradient at a reference "
-              f"prediction{'; the export divides by it' if args.rescale else ' (--rescale divides by it)'}",
-              file=sys.stderr)
+        try:
+            scale = (f"{loss_scale(best['expression']):.4g} x cross-entropy's gradient at a reference prediction"
+                     f"{'; the export divides by it' if args.rescale else ' (--rescale divides by it)'}")
+        except ValueError as error:  # a flat loss still exports (unrescaled); it only has no scale to report
+            scale = f"none ({str(error).split(';')[0]})"
+        print(f"loss scale: {scale}", file=sys.stderr)
     elif args.format == "latex":
         text = to_latex(best["expression"]) + "\n"
     else:

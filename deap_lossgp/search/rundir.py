@@ -77,7 +77,8 @@ def read_records(path):
     """Read an ``evaluations.jsonl`` file.
 
     A line that is not a whole JSON object (a torn line left by a crash or a
-    full disk) is skipped, with one :class:`RuntimeWarning` naming the file;
+    full disk), or whose fields have types the evaluator never writes (an
+    edit), is skipped, with one :class:`RuntimeWarning` naming the file;
     :meth:`RunDirectory.repair_records` moves such lines aside.
 
     :param path: the file.
@@ -86,7 +87,8 @@ def read_records(path):
     records, damaged = _parse_records(path)
     if damaged:
         warnings.warn(f"{path}: skipped {len(damaged)} damaged line(s) (line {damaged[0][0]} first), left by an "
-                      f"interrupted write; 'deap-lossgp resume' moves them aside", RuntimeWarning, stacklevel=2)
+                      f"interrupted write or an edit; 'deap-lossgp resume' moves them aside", RuntimeWarning,
+                      stacklevel=2)
     return records
 
 
@@ -105,11 +107,21 @@ def _parse_records(path):
             record = json_loads(raw)
         except ValueError:  # JSONDecodeError and UnicodeDecodeError
             record = None
-        if isinstance(record, dict) and raw.endswith(b"\n"):
+        if isinstance(record, dict) and raw.endswith(b"\n") and _well_formed(record):
             records.append(record)
         else:
             damaged.append((number, raw))
     return records, damaged
+
+
+def _well_formed(record):
+    """Whether the fields a run reads back from a record have the types the evaluator writes."""
+    fitness, replicate = record.get("fitness"), record.get("replicate", 0)
+    return (isinstance(record.get("status", ""), str) and isinstance(record.get("key"), (str, type(None)))
+            and isinstance(record.get("expression", ""), str)
+            and isinstance(replicate, int) and not isinstance(replicate, bool) and replicate >= 0
+            and (fitness is None or isinstance(fitness, list) and all(
+                isinstance(value, (int, float)) and not isinstance(value, bool) for value in fitness)))
 
 
 def count_completed(records):
@@ -310,7 +322,7 @@ class RunDirectory:
             stream.flush()
             os.fsync(stream.fileno())
         self._write_text(self.records, "".join(json_dumps(record) + "\n" for record in records))
-        warnings.warn(f"{self.records}: moved {len(damaged)} damaged line(s) (left by an interrupted write) to "
+        warnings.warn(f"{self.records}: moved {len(damaged)} damaged line(s) (left by an interrupted write or an edit) to "
                       f"{self.damaged_records}", RuntimeWarning, stacklevel=2)
         return len(damaged)
 
