@@ -96,14 +96,15 @@ def alive(pids):
 
 
 def summary(run):
-    """What must match between runs: best loss, logbook counts, recorded keys.
+    """What must match between runs: best loss, logbook counts, recorded (key, replicate) pairs.
 
     :param run: a run directory.
     :returns: ``(best, counts, keys)``.
     """
     best = json.loads((run / "best.json").read_text())
     counts = [line.split(",")[:4] for line in (run / "logbook.csv").read_text().splitlines()]
-    keys = collections.Counter(json.loads(line)["key"] for line in (run / "evaluations.jsonl").read_text().splitlines())
+    keys = collections.Counter((record["key"], record.get("replicate", 0)) for record in
+                               map(json.loads, (run / "evaluations.jsonl").read_text().splitlines()))
     return (best["expression"], best["fitness"]), counts, keys
 
 
@@ -211,9 +212,12 @@ FAULT = textwrap.dedent("""
             fail(os.readlink(f"/proc/self/fd/{{self.stream.fileno()}}"))
             return self.stream.write(data)
 
+    def fdopen(handle, mode="r", *args, **kwargs):
+        stream = real_fdopen(handle, mode, *args, **kwargs)
+        return Failing(stream) if set(mode) & set("wa+") else stream
+
     real_fdopen = os.fdopen
-    os.write, pathlib.Path.write_text = write, write_text
-    os.fdopen = lambda *args, **kwargs: Failing(real_fdopen(*args, **kwargs))
+    os.write, pathlib.Path.write_text, os.fdopen = write, write_text, fdopen
     sys.exit(main(sys.argv[1:]))
 """)
 
@@ -236,17 +240,19 @@ def bad_inputs(work, reference):
         return lambda run: (run / name).write_text(text)
 
     def drop_checkpoint(run):
+        unfinished(run)
         (run / "checkpoint.pkl").unlink()
-        (run / "checkpoint.pkl.prev").unlink()
 
     def empty_state(run):
         from deap_lossgp.checkpoint import save_checkpoint
 
+        unfinished(run)
         save_checkpoint(run / "checkpoint.pkl", {})
 
     def unfinished(run):
-        # The previous checkpoint: a run that resume continues, rather than reports finished.
+        # The previous checkpoint and a logbook without the last generation: a run that resume continues.
         os.replace(run / "checkpoint.pkl.prev", run / "checkpoint.pkl")
+        (run / "logbook.csv").write_text("\n".join((run / "logbook.csv").read_text().splitlines()[:-1]) + "\n")
 
     def untrusted_model(run):
         unfinished(run)
@@ -268,7 +274,7 @@ def bad_inputs(work, reference):
         ("show, best.json without expression", cli("show", copy("best-bad", write("best.json", '{"formula": 1}')))),
         ("export, best.json without expression",
          cli("export", copy("best-bad-2", write("best.json", '{"formula": 1}')))),
-        ("show, checkpoint with valid header and empty state", cli("show", copy("empty-state", empty_state))),
+        ("resume, checkpoint with valid header and empty state", cli("resume", copy("empty-state", empty_state))),
         ("resume, records but no checkpoint", cli("resume", copy("no-checkpoint", drop_checkpoint))),
         ("resume, config.json model 'this:nothing'", cli("resume", copy("model", untrusted_model))),
         ("resume, disk full",
@@ -302,7 +308,7 @@ class _Acts:
 SYMLINKED = (".lock", ".write-test", "config.json.tmp", "checkpoint.pkl.tmp", "best.json.tmp", "logbook.csv.tmp",
              "hall_of_fame.csv.tmp")
 AMPLIFYING = "((((y_pred*y_true+0.5)**8)**8)**8)**8"
-PROGRESS = re.compile(r"\|\s*\d+/\d+ \[")  # a progress bar's line, not a message
+PROGRESS = re.compile(r"[\w ]*:\s*\d+%\|[^|]*\|\s*\d+/\d+ \[[^\]]*\]")  # a progress bar, not a message
 
 
 def snapshot(directory):
@@ -468,13 +474,13 @@ def hostile_probes(work, reference, env):
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env)
         seconds = time.perf_counter() - started
-        lines = [line for line in done.stderr.splitlines() if line.strip() and not PROGRESS.search(line)]
+        lines = [line for line in PROGRESS.sub("", done.stderr).splitlines() if line.strip()]
         traceback = "Traceback" in done.stderr or done.returncode not in (0, 2, 3)
         clean = (done.returncode == 0 and success_ok) or (done.returncode == 2 and len(lines) == 1)
         results.append({"case": name, "status": done.returncode, "lines": len(lines), "traceback": traceback,
                         "clean": clean and not traceback,
                         "named": done.returncode != 2 or (bool(lines) and fragment in lines[-1]),
-                        "seconds": seconds, "last": lines[-1] if lines else ""})
+                        "seconds": seconds, "last": lines[-1].replace(str(work), "<scratch>") if lines else ""})
         if name.startswith("evaluate ((("):
             printed = len(done.stdout.encode()) + len(done.stderr.encode())
     after = snapshot(outside)

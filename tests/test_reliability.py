@@ -341,6 +341,16 @@ def test_a_missing_checkpoint_beside_records_is_reported_not_restarted(tmp_path,
     assert run.records.read_text() == before and not run.checkpoint.exists()
 
 
+@pytest.mark.slow
+def test_a_run_killed_while_racing_its_first_generation_resumes(tmp_path, capsys):
+    # Generation 0 wrote its P first trainings and a raced replicate, then died before its checkpoint.
+    run = _run_dir(tmp_path, tasks=["digits"], max_train_samples=100, race_top=1, race_seeds=2)
+    records = [_record("k0"), _record("k1"), dict(_record("k0"), replicate=1)]
+    run.records.write_text("".join(json_dumps(record) + "\n" for record in records))
+    assert main(["resume", str(run.path), "--quiet"]) == 0
+    assert run.checkpoint.exists() and run.best.exists()
+
+
 @pytest.mark.parametrize("args", [["--seed", "-1"], ["--backend", "scoop"], ["--seed", str(2**32)]])
 def test_bad_arguments_leave_nothing_on_disk(tmp_path, capsys, args):
     output = tmp_path / "R3"

@@ -476,6 +476,7 @@ def _cmd_export(args):
             _print_nothing_trained(args.command, args.run_dir, statuses)
             return _NOTHING_TRAINED
         best = _best_so_far(run, args.run_dir)
+    scale = None
     if args.format in EXPORT_FORMATS or args.format == "py":
         text = to_source(best["expression"], "keras" if args.format == "py" else args.format, rescale=args.rescale)
         from ..gp.export import loss_scale
@@ -485,7 +486,6 @@ def _cmd_export(args):
                      f"{'; the export divides by it' if args.rescale else ' (--rescale divides by it)'}")
         except ValueError as error:  # a flat loss still exports (unrescaled); it only has no scale to report
             scale = f"none ({str(error).split(';')[0]})"
-        print(f"loss scale: {scale}", file=sys.stderr)
     elif args.format == "latex":
         text = to_latex(best["expression"]) + "\n"
     else:
@@ -498,6 +498,8 @@ def _cmd_export(args):
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
+    if scale is not None:  # after the file is written: a failed write stays one line
+        print(f"loss scale: {scale}", file=sys.stderr)
 
 
 def _print_nothing_trained(command, run_dir, statuses):

@@ -410,8 +410,9 @@ def _run_locked(run, config, settings, inner, population, stream, progress, on_g
         run.write_config(config)
     run.repair_records()
     records = read_records(run.records)
-    if len(records) > search.population and not run.checkpoint.exists():
-        # More records than generation 0 writes: the checkpoint existed and is gone.
+    if sum(record.get("replicate", 0) == 0 for record in records) > search.population \
+            and not run.checkpoint.exists():
+        # More first trainings than generation 0 makes (its racing adds replicates only): the checkpoint is gone.
         raise ValueError(
             f"{run.path} holds {len(records)} evaluation records but no checkpoint.pkl, so resuming would "
             f"restart the run; restore checkpoint.pkl (or rename checkpoint.pkl.prev to it), or start a new "
