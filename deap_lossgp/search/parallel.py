@@ -94,6 +94,7 @@ import os
 import random
 import signal
 import warnings
+import weakref
 from operator import attrgetter
 
 import numpy
@@ -102,7 +103,7 @@ from deap import gp
 from ..fitness.devices import list_gpus
 from ..fitness.runtime import auto_threads, verbose_requested, worker_initializer
 
-__all__ = ["BACKENDS", "get_map", "SerialMap", "SerialFuture", "ProcessMap", "ScoopMap", "DaskMap", "DaskFuture",
+__all__ = ["BACKENDS", "get_map", "check_backend", "SerialMap", "SerialFuture", "ProcessMap", "ScoopMap", "DaskMap", "DaskFuture",
            "SchedulerLostError", "portable"]
 
 BACKENDS = ("serial", "process", "scoop", "dask")
@@ -145,8 +146,7 @@ def get_map(backend="serial", workers=None, tf_threads="auto", scheduler=None, g
                         ``distributed`` package, or a scheduler or GPU
                         setting for another backend.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown map backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    check_backend(backend, scheduler, gpu)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive integer or None, got {workers!r}")
     if not (tf_threads is None or tf_threads == "auto"
@@ -154,14 +154,27 @@ def get_map(backend="serial", workers=None, tf_threads="auto", scheduler=None, g
         raise ValueError(f"tf_threads must be a positive integer, 'auto' or None, got {tf_threads!r}")
     if backend == "dask":
         return DaskMap(scheduler=scheduler, workers=workers, tf_threads=tf_threads, gpu=gpu)
-    if scheduler is not None or gpu is not None:
-        raise ValueError(f"a Dask scheduler or GPU setting needs the 'dask' backend, not {backend!r}; "
-                         "use backend 'dask' (--backend dask)")
     if backend == "serial":
         return SerialMap()
     if backend == "process":
         return ProcessMap(workers=workers, tf_threads=tf_threads)
     return ScoopMap(tf_threads=tf_threads)
+
+
+def check_backend(backend, scheduler=None, gpu=None):
+    """Check a backend name and the settings that only the ``"dask"`` backend takes.
+
+    :param backend: the backend's name.
+    :param scheduler: a Dask scheduler address or file, or ``None``.
+    :param gpu: a Dask GPU setting, or ``None``.
+    :returns: ``None``.
+    :raises ValueError: on an unknown backend, or a scheduler or GPU setting for another backend.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown map backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend != "dask" and (scheduler is not None or gpu is not None):
+        raise ValueError(f"a Dask scheduler (--scheduler) or GPU setting needs the dask backend, not "
+                         f"{backend!r}; add --backend dask")
 
 
 def portable(individual):
@@ -513,8 +526,12 @@ def _import_distributed():
     if quiet:
         # Read by dask's configuration at import, here and in the workers a local cluster starts.
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+    import dask
     import distributed
 
+    # Dask samples a large message with Python's global random generator to decide whether to compress it, in
+    # the client's thread: that generator is the algorithm's, so this process sends its messages as they are.
+    dask.config.set({"distributed.comm.compression": False})
     if quiet:
         for name in ("distributed", "distributed.client"):
             logging.getLogger(name).setLevel(logging.ERROR)
@@ -595,7 +612,8 @@ class DaskMap(_MapBase):
         self.reruns = 0
         self._client = client
         self._own_client = client is None
-        self._cluster = None
+        self._cluster = None  # a finalizer that stops the local cluster's process
+        self._cluster_process = None
         self._ready = False
         self._lost = set()  # keys of tasks that were running on a worker that died
         self._workers = workers
@@ -644,7 +662,7 @@ class DaskMap(_MapBase):
             raise ValueError(f"no Dask worker of the scheduler at {self._address()} offers a GPU resource; start one worker per "
                              "GPU with dask worker ADDRESS --nthreads 1 --resources GPU=1 (CUDA_VISIBLE_DEVICES set "
                              "to its GPU) or dask-cuda's dask cuda worker ADDRESS --resources GPU=1")
-        parent = os.getpid() if self._cluster is not None else None
+        parent = self._cluster_process.pid if self._cluster is not None else None
         self._client.register_worker_callbacks(
             functools.partial(_setup_dask_worker, self.tf_threads, self._workers, parent))
         self._client.subscribe_topic("all", self._worker_event)
@@ -652,18 +670,27 @@ class DaskMap(_MapBase):
 
     def _start_local_cluster(self, distributed):
         gpu = bool(list_gpus()) if self.gpu is None else self.gpu
+        if gpu and importlib.util.find_spec("dask_cuda") is None:
+            raise ValueError("a local Dask cluster on GPUs needs dask-cuda (one worker per GPU); install it with "
+                             "pip install dask-cuda, or use the 'process' backend")
         options = dict(n_workers=self._workers, threads_per_worker=1, processes=True, dashboard_address=None,
                        scheduler_kwargs={"allowed_failures": self.ALLOWED_FAILURES})
-        if gpu:
-            try:
-                from dask_cuda import LocalCUDACluster
-            except ImportError:
-                raise ValueError("a local Dask cluster on GPUs needs dask-cuda (one worker per GPU); install it "
-                                 "with pip install dask-cuda, or use the 'process' backend") from None
-            self._cluster = LocalCUDACluster(resources={"GPU": 1}, **options)
-        else:
-            self._cluster = distributed.LocalCluster(**options)
-        self._client = distributed.Client(self._cluster)
+        connection, remote = multiprocessing.get_context("spawn").Pipe()
+        # Not a daemon: a daemon may not start processes, and the cluster's workers are its children.
+        process = multiprocessing.get_context("spawn").Process(
+            target=_serve_local_cluster, args=(options, gpu, remote, os.getpid()), name="dask-local-cluster")
+        with _sigint_ignored():
+            process.start()
+        remote.close()
+        self._cluster = weakref.finalize(self, _stop_local_cluster, process, connection)
+        try:
+            address = connection.recv()
+        except EOFError:
+            self._cluster()
+            raise RuntimeError("the local Dask cluster did not start (its process ended); run with "
+                               "DEAP_LOSSGP_VERBOSE=1 to see Dask's messages") from None
+        self._cluster_process = process
+        self._client = distributed.Client(address)
 
     def _connect(self, distributed):
         target = {"scheduler_file": self.scheduler} if os.path.isfile(self.scheduler) else {"address": self.scheduler}
@@ -729,15 +756,60 @@ class DaskMap(_MapBase):
         """
         client, cluster, self._cluster = self._client, self._cluster, None
         self._ready = False
-        if client is None:
-            return
-        if client.status == "running":
-            client.unsubscribe_topic("all")
-        if self._own_client:
-            self._client = None
-            client.close()
+        if client is not None:
+            if client.status == "running":
+                client.unsubscribe_topic("all")
+            if self._own_client:
+                self._client = None
+                client.close()
         if cluster is not None:
-            cluster.close()
+            cluster()
+
+    def terminate(self):
+        """Stop at once: the local cluster's process is killed, and its workers with it.
+
+        :returns: None
+        """
+        if self._cluster is not None:
+            self._cluster_process.kill()
+        self.close()
+
+
+def _serve_local_cluster(options, gpu, connection, parent):
+    """Hold the local cluster of a :class:`DaskMap` in a process of its own.
+
+    Dask's scheduler draws from Python's global :mod:`random` generator
+    (choosing workers, backing off), which in the map's process is the
+    algorithm's: run there, it would change the search. The cluster's
+    workers are this process's children.
+    """
+    worker_initializer(None, parent)  # dies with the map's process and leaves Ctrl-C to it
+    distributed = _import_distributed()
+    if gpu:
+        from dask_cuda import LocalCUDACluster
+
+        cluster = LocalCUDACluster(resources={"GPU": 1}, **options)
+    else:
+        cluster = distributed.LocalCluster(**options)
+    with cluster:
+        connection.send(cluster.scheduler_address)
+        try:
+            connection.recv()  # until the map stops the cluster or goes away
+        except EOFError:
+            pass
+
+
+def _stop_local_cluster(process, connection):
+    """Stop a local cluster's process: its workers end with it."""
+    try:
+        connection.send("stop")
+    except OSError:  # it has ended already
+        pass
+    connection.close()
+    process.join(timeout=30)
+    if process.is_alive():
+        process.kill()
+        process.join()
 
 
 class DaskFuture:
@@ -770,10 +842,13 @@ class DaskFuture:
         return self.future.result()
 
     def cancel(self):
-        """Cancel the training: it leaves the queue, or its result is discarded if it runs already.
+        """Cancel the training unless it has finished: it leaves the queue, or
+        its result is discarded if it is running.
 
-        :returns: ``True``: its result will never be used.
+        :returns: ``True`` if its result will never be used, ``False`` if it has finished.
         """
+        if self.future.done():
+            return False
         self.future.cancel()
         self._cancelled = True
         return True
