@@ -526,16 +526,37 @@ def _import_distributed():
     if quiet:
         # Read by dask's configuration at import, here and in the workers a local cluster starts.
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
-    import dask
     import distributed
 
-    # Dask samples a large message with Python's global random generator to decide whether to compress it, in
-    # the client's thread: that generator is the algorithm's, so this process sends its messages as they are.
-    dask.config.set({"distributed.comm.compression": False})
+    _dask_random_generator()
     if quiet:
         for name in ("distributed", "distributed.client"):
             logging.getLogger(name).setLevel(logging.ERROR)
     return distributed
+
+
+def _dask_random_generator():
+    """Give Dask's modules a random generator of their own instead of Python's global one.
+
+    Dask draws from :mod:`random` in its own threads (connection back-off,
+    choosing a worker to gather from, sampling a message before compressing
+    it, estimating sizes), at moments that depend on timing: after a worker
+    died, for instance. In the search's process the global generator is the
+    algorithm's, and in a worker Keras seeds every layer it builds from it
+    (after ``set_random_seed``), so such a draw would change the search or
+    a training.
+    """
+    import importlib
+
+    generator = random.Random()
+    for name in ("dask.sizeof", "distributed.comm.core", "distributed.utils_comm", "distributed.scheduler",
+                 "distributed.worker"):
+        module = importlib.import_module(name)
+        if getattr(module, "random", None) is random:
+            module.random = generator
+    compression = importlib.import_module("distributed.protocol.compression")
+    if getattr(compression, "randint", None) == random.randint:
+        compression.randint = generator.randint
 
 
 def _setup_dask_worker(tf_threads, workers, parent):
@@ -547,6 +568,7 @@ def _setup_dask_worker(tf_threads, workers, parent):
     """
     if tf_threads == "auto":
         tf_threads = auto_threads(workers)
+    _import_distributed()  # its logging and random generator, in this worker too
     # The cluster gives each worker its GPU (dask-cuda, CUDA_VISIBLE_DEVICES), not the slot lock files.
     worker_initializer(tf_threads, parent, claim_gpu=False)
 
@@ -682,6 +704,7 @@ class DaskMap(_MapBase):
         with _sigint_ignored():
             process.start()
         remote.close()
+        self._cluster_process = process
         self._cluster = weakref.finalize(self, _stop_local_cluster, process, connection)
         try:
             address = connection.recv()
@@ -689,7 +712,6 @@ class DaskMap(_MapBase):
             self._cluster()
             raise RuntimeError("the local Dask cluster did not start (its process ended); run with "
                                "DEAP_LOSSGP_VERBOSE=1 to see Dask's messages") from None
-        self._cluster_process = process
         self._client = distributed.Client(address)
 
     def _connect(self, distributed):
