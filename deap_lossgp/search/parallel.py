@@ -695,8 +695,10 @@ class DaskMap(_MapBase):
         if gpu and importlib.util.find_spec("dask_cuda") is None:
             raise ValueError("a local Dask cluster on GPUs needs dask-cuda (one worker per GPU); install it with "
                              "pip install dask-cuda, or use the 'process' backend")
+        # No dashboard; the scheduler's HTTP routes (health) on a free loopback port, not the shared 8787.
         options = dict(n_workers=self._workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                       scheduler_kwargs={"allowed_failures": self.ALLOWED_FAILURES})
+                       scheduler_kwargs={"allowed_failures": self.ALLOWED_FAILURES,
+                                         "dashboard_address": "127.0.0.1:0"})
         connection, remote = multiprocessing.get_context("spawn").Pipe()
         # Not a daemon: a daemon may not start processes, and the cluster's workers are its children.
         process = multiprocessing.get_context("spawn").Process(

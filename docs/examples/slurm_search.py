@@ -40,5 +40,7 @@ if __name__ == "__main__":  # the cluster's processes import this module: keep t
         # tf_threads: this stand-in evaluation does not train; for LossEvaluator use the job's cores (4).
         with DaskMap(client=client, workers=2, tf_threads=None, gpu=on_slurm) as dask_map:
             toolbox.register("map", dask_map)
-            best, _ = search()
-    print(f"{'slurm' if on_slurm else 'local'}    best: {best}")
+            result = search()
+    toolbox.register("map", map)
+    assert result == search(), "the serial search gives the same logbook and best tree"
+    print(f"{'slurm' if on_slurm else 'local'}    best: {result[0]}")
