@@ -103,8 +103,8 @@ from deap import gp
 from ..fitness.devices import list_gpus
 from ..fitness.runtime import auto_threads, verbose_requested, worker_initializer
 
-__all__ = ["BACKENDS", "get_map", "check_backend", "SerialMap", "SerialFuture", "ProcessMap", "ScoopMap", "DaskMap", "DaskFuture",
-           "SchedulerLostError", "portable"]
+__all__ = ["BACKENDS", "get_map", "check_backend", "SerialMap", "SerialFuture", "ProcessMap", "ScoopMap", "DaskMap",
+           "DaskFuture", "SchedulerLostError", "portable"]
 
 BACKENDS = ("serial", "process", "scoop", "dask")
 
@@ -675,15 +675,16 @@ class DaskMap(_MapBase):
             self._workers = len(info)
         threaded = sorted({worker["nthreads"] for worker in info.values()} - {1})
         if threaded:
-            raise ValueError(f"the Dask workers of the scheduler at {self._address()} run {threaded[0]} threads each; start them "
-                             "with one thread (dask worker ADDRESS --nthreads 1) so each trains one model at a time")
+            raise ValueError(f"the Dask workers of the scheduler at {self._address()} run {threaded[0]} threads "
+                             "each; start them with one thread (dask worker ADDRESS --nthreads 1) so each trains "
+                             "one model at a time")
         offered = any(worker.get("resources", {}).get("GPU") for worker in info.values())
         if self.gpu is None:
             self.gpu = offered
         elif self.gpu and info and not offered:
-            raise ValueError(f"no Dask worker of the scheduler at {self._address()} offers a GPU resource; start one worker per "
-                             "GPU with dask worker ADDRESS --nthreads 1 --resources GPU=1 (CUDA_VISIBLE_DEVICES set "
-                             "to its GPU) or dask-cuda's dask cuda worker ADDRESS --resources GPU=1")
+            raise ValueError(f"no Dask worker of the scheduler at {self._address()} offers a GPU resource; start "
+                             "one worker per GPU with dask worker ADDRESS --nthreads 1 --resources GPU=1 "
+                             "(CUDA_VISIBLE_DEVICES set to its GPU) or dask cuda worker ADDRESS --resources GPU=1")
         parent = self._cluster_process.pid if self._cluster is not None else None
         self._client.register_worker_callbacks(
             functools.partial(_setup_dask_worker, self.tf_threads, self._workers, parent))
@@ -802,10 +803,9 @@ class DaskMap(_MapBase):
 def _serve_local_cluster(options, gpu, connection, parent):
     """Hold the local cluster of a :class:`DaskMap` in a process of its own.
 
-    Dask's scheduler draws from Python's global :mod:`random` generator
-    (choosing workers, backing off), which in the map's process is the
-    algorithm's: run there, it would change the search. The cluster's
-    workers are this process's children.
+    The scheduler's work then does not compete with the algorithm for the
+    search process's interpreter, and the cluster dies with the search: this
+    process dies with the map's, and the workers, its children, with it.
     """
     worker_initializer(None, parent)  # dies with the map's process and leaves Ctrl-C to it
     distributed = _import_distributed()
