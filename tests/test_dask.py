@@ -72,6 +72,16 @@ def test_dask_settings_need_the_dask_backend():
         DaskMap(client=object(), scheduler="127.0.0.1:8786")
 
 
+def test_without_distributed_the_backend_says_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "distributed"
+                        else find_spec(name, *args))
+    with pytest.raises(ValueError, match=r"install it with pip install 'deap_lossgp\[dask\]'"):
+        get_map("dask")
+
+
 def test_cli_scheduler_without_dask_backend_is_one_line(capsys):
     assert main(["evolve", "--backend", "process", "--scheduler", "127.0.0.1:8786", "--quiet"]) == 2
     error = capsys.readouterr().err
@@ -168,7 +178,8 @@ class _Cluster:
                    DASK_LOGGING__DISTRIBUTED="error")
         self.scheduler = subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--no-dashboard"], env=env, cwd=tmp_path, start_new_session=True)
+             "--no-dashboard", "--dashboard-address", "127.0.0.1:0"], env=env, cwd=tmp_path,
+            start_new_session=True)
         self.workers = subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nworkers", "2", "--nthreads",
              "1", "--no-dashboard"], env=env, cwd=tmp_path, start_new_session=True)
@@ -192,28 +203,44 @@ def _results(run_dir):
 
 
 @pytest.mark.slow
-def test_a_lost_scheduler_is_one_error_and_resume_gives_the_uninterrupted_result(tmp_path, capsys):
-    cheap = dict(population=4, generations=2, epochs=1, tasks=["digits"], max_train_samples=100, confirm_top=0)
+def test_a_lost_scheduler_is_one_error_and_resume_gives_the_uninterrupted_result(tmp_path, capsys, monkeypatch):
+    import dask
+
+    from deap_lossgp.app import cli
+
+    cheap = dict(population=4, generations=2, epochs=1, max_train_samples=100, confirm_top=0)
     expected_dir = tmp_path / "serial"
-    run_search(expected_dir, make_config("quick", backend="serial", search_seed=3, **cheap), progress=False)
+    run_search(expected_dir, make_config("quick", backend="serial", search_seed=3, tasks=["digits"], **cheap),
+               progress=False)
 
     first, second = _Cluster(tmp_path), _Cluster(tmp_path)
+
+    class LoseTheScheduler(cli._GenerationReport):
+        """The command's per-generation report, and the scheduler killed after generation 0."""
+
+        def __call__(self, run, logbook, halloffame):
+            super().__call__(run, logbook, halloffame)
+            if first.scheduler.poll() is None:
+                first.kill_scheduler()
+
+    run_dir = tmp_path / "dask"
+    arguments = ["--population", "4", "--generations", "2", "--epochs", "1", "--seed", "3", "--quiet",
+                 "--set", "tasks=[\"digits\"]", "--set", "max_train_samples=100", "--set", "confirm_top=0"]
     try:
-        config = make_config("quick", backend="dask", scheduler=first.address, workers=2, search_seed=3, **cheap)
-        run_dir = tmp_path / "dask"
-
-        def lose_the_scheduler(run, logbook, halloffame):
-            first.kill_scheduler()
-
-        with pytest.raises(SchedulerLostError, match=f"the Dask scheduler at {first.address} was lost; restart"):
-            run_search(run_dir, config, progress=False, on_generation=lose_the_scheduler)
-        assert not (run_dir / "best.json").exists()
-        # The CLI says it in one line with the fix, and resume joins the restarted cluster (another port).
+        monkeypatch.setattr(cli, "_GenerationReport", LoseTheScheduler)
         capsys.readouterr()
-        assert main(["resume", str(run_dir), "--quiet", "--scheduler", first.address]) == 2
+        assert main(["evolve", "--backend", "dask", "--scheduler", first.address, "--workers", "2",
+                     "--output", str(run_dir), *arguments]) == 2
         error = capsys.readouterr().err.strip()
-        assert "\n" not in error and f"deap-lossgp resume {run_dir}" in error
-        assert error.startswith("deap-lossgp resume: error: ")
+        assert error == (f"deap-lossgp evolve: error: the Dask scheduler at {first.address} was lost; restart it "
+                         f"and its workers, then continue with 'deap-lossgp resume {run_dir}'")
+        assert (run_dir / "checkpoint.pkl").exists() and not (run_dir / "best.json").exists()
+        monkeypatch.undo()
+        # The stored address is gone: one line; resume joins the restarted cluster at its new address.
+        with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+            assert main(["resume", str(run_dir), "--quiet"]) == 2
+        error = capsys.readouterr().err.strip()
+        assert "\n" not in error and f"cannot reach the Dask scheduler at {first.address}" in error
         assert main(["resume", str(run_dir), "--quiet", "--scheduler", second.address]) == 0
     finally:
         first.close()

@@ -530,8 +530,9 @@ def _import_distributed():
 
     _dask_random_generator()
     if quiet:
-        for name in ("distributed", "distributed.client"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        # Its errors reach the map as exceptions, reported in one line (a lost scheduler: no reconnect traceback).
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     return distributed
 
 
