@@ -22,7 +22,7 @@ from deap_lossgp.algorithms import eaAsyncSampleTournament, eaNGL, eaSampleTourn
 from deap_lossgp.app.cli import main  # noqa: E402
 from deap_lossgp.evaluation import Executor  # noqa: E402
 from deap_lossgp.search.driver import make_config, run_search  # noqa: E402
-from deap_lossgp.search.parallel import DaskMap, SchedulerLostError, get_map  # noqa: E402
+from deap_lossgp.search.parallel import DaskMap, get_map  # noqa: E402
 
 from conftest import CachingFitness, comparable  # noqa: E402
 from test_parallel import RudeCachingFitness, _run_with, describe  # noqa: E402
@@ -112,6 +112,12 @@ def test_dask_map_runs_in_workers_in_order_and_leaves_no_worker_behind():
     assert [text for _, text, _ in results] == ["a", "b", "c", "d"]
     assert not any(map(psutil.pid_exists, pids))
     assert multiprocessing.active_children() == []
+    # An error (or Ctrl-C) in the search: running work is abandoned, and no process is left either.
+    with pytest.raises(KeyError), get_map("dask", workers=2, tf_threads=None) as dmap:
+        pids = {pid for _, _, pid in dmap(describe, ["a", "b"])} | {dmap._cluster_process.pid}
+        dmap.first_completed([dmap.submit(time.sleep, 0), dmap.submit(time.sleep, 60)])
+        raise KeyError("stop")
+    assert not any(map(psutil.pid_exists, pids))
 
 
 def test_dask_gives_the_serial_search():
