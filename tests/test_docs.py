@@ -112,8 +112,21 @@ def test_console_commands_are_valid(page, command):
         assert (ROOT / script).exists(), script
         if script == "examples/evolve_loss.py":
             parse_example_arguments(words[words.index(script) + 1:])
+    elif words[0] == "dask" or "=" in words[0]:
+        check_dask_command([word for word in words if "=" not in word or word.startswith("-")])
     else:
         assert words[0] in ("pip", "python"), f"{page}: unexpected command {command!r}"
+
+
+def check_dask_command(words):
+    """A ``dask scheduler`` or ``dask worker`` line (after environment settings) uses options that Dask has;
+    ``dask cuda worker`` (dask-cuda, not installed in CI) only options that ``dask worker`` has too."""
+    pytest.importorskip("distributed")
+    words = [word for word in words if word != "cuda"]
+    assert words[0] == "dask" and words[1] in ("scheduler", "worker"), words
+    result = run([sys.executable, "-m", f"distributed.cli.dask_{words[1]}", "--help"], cwd=ROOT)
+    for option in (word for word in words[2:] if word.startswith("--")):
+        assert option in result.stdout, f"dask {words[1]} has no option {option}"
 
 
 def parse_example_arguments(arguments):

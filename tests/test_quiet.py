@@ -5,6 +5,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import textwrap
 import warnings
 
 import pytest
@@ -43,12 +44,18 @@ toolbox.register("evaluate", fitness)
 toolbox.register("key", fitness.key)
 toolbox.register("screen", fitness.screen)
 add_bloat_limits(toolbox, max_height=17, max_size=60)
-
+"""
+USER_RUN = f"""
 random.seed(0)
 print("screened:", fitness.screen({OVERFLOWING!r}))
 population, logbook = eaSampleTournament(toolbox.population(n=4), toolbox, ngen=1, verbose=False)
 print("evaluations:", sum(logbook.select("nevals")))
 """
+# The same search on a local Dask cluster, whose processes import the main module: its work under the guard.
+DASK_SCRIPT = USER_SCRIPT + "if __name__ == '__main__':\n" + textwrap.indent(
+    "from deap_lossgp.search.parallel import DaskMap\nwith DaskMap(workers=2) as dask_map:\n"
+    "    toolbox.register('map', dask_map)\n" + textwrap.indent(USER_RUN, "    "), "    ")
+USER_SCRIPT += USER_RUN
 
 
 def _environment(**extra):
@@ -72,6 +79,23 @@ def test_a_readme_style_script_prints_no_tensorflow_line_and_no_numpy_warning(tm
     assert "evaluations:" in result.stdout
     assert not TF_LOG.search(output), output[-3000:]
     assert "Warning" not in output, output[-3000:]
+
+
+# Dask's log lines ("2026-01-01 12:00:00,000 - distributed.nanny - INFO - Start Nanny at ...").
+DASK_LOG = re.compile(r"(distributed|tornado)\.[\w.]+ +- +(DEBUG|INFO|WARNING)")
+
+
+@pytest.mark.slow
+def test_a_search_on_a_local_dask_cluster_prints_no_dask_or_tensorflow_line(tmp_path):
+    pytest.importorskip("distributed")
+    script = tmp_path / "dask_search.py"
+    script.write_text(DASK_SCRIPT)
+    result = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
+                            env=_environment(), timeout=900, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "evaluations:" in result.stdout
+    assert not TF_LOG.search(output) and not DASK_LOG.search(output), output[-3000:]
 
 
 @pytest.mark.slow

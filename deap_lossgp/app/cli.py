@@ -40,7 +40,7 @@ import warnings
 from ..algorithms import LOG_FIELDS
 from ..checks import json_dumps, open_for_reading
 from ..search.driver import ALGORITHMS
-from ..search.parallel import BACKENDS
+from ..search.parallel import BACKENDS, SchedulerLostError
 
 __all__ = ["main", "build_parser"]
 
@@ -133,9 +133,14 @@ def build_parser():
                         help="search seed: the initial population and every variation (default 0); the training "
                              "seed is the fitness setting --set seed=N")
     evolve.add_argument("--backend", default="process", choices=list(BACKENDS),
-                        help="how evaluations run: a local process pool (default), serially, or SCOOP "
-                             "(start with python -m scoop)")
-    evolve.add_argument("--workers", type=int, help="worker processes for --backend process (default: CPU cores)")
+                        help="how evaluations run: a local process pool (default), serially, SCOOP "
+                             "(start with python -m scoop) or Dask (a local cluster, or --scheduler)")
+    evolve.add_argument("--workers", type=int,
+                        help="worker processes for --backend process and a local Dask cluster (default: CPU "
+                             "cores); trainings at once on an existing Dask cluster (default: its workers)")
+    evolve.add_argument("--scheduler", metavar="ADDRESS",
+                        help="with --backend dask: join the Dask scheduler at HOST:PORT, tcp://... or tls://..., "
+                             "or named by a scheduler file, instead of starting a local cluster")
     evolve.add_argument("--output", type=pathlib.Path,
                         help="run directory (default: runs/<YYYYmmdd-HHMMSS>-<preset>-<algorithm>-seed<seed>)")
     evolve.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
@@ -144,6 +149,9 @@ def build_parser():
     resume = commands.add_parser("resume", help="continue a stopped search", description="Continue a stopped search.",
                                  epilog=_EXIT_STATUSES)
     resume.add_argument("run_dir", type=pathlib.Path)
+    resume.add_argument("--scheduler", metavar="ADDRESS",
+                        help="a run on a Dask cluster: join the scheduler at this address (or scheduler file) "
+                             "instead of the one config.json names, e.g. one restarted on another port")
     resume.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     _add_verbose_argument(resume)
     resume.add_argument("--trust-model", action="store_true",
@@ -219,7 +227,7 @@ def _cmd_evolve(args):
     from ..search.driver import make_config
 
     config = make_config(preset=args.preset, algorithm=args.algorithm, search_seed=args.search_seed,
-                         backend=args.backend, workers=args.workers, **_overrides(args))
+                         backend=args.backend, workers=args.workers, scheduler=args.scheduler, **_overrides(args))
     output = args.output or pathlib.Path("runs") / (
         f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{args.preset}-{args.algorithm}-seed{args.search_seed}"
     )
@@ -258,6 +266,11 @@ def _cmd_resume(args):
 
         make_toolbox()  # the classes a checkpoint's individuals need
         save_checkpoint(run.checkpoint, load_checkpoint(run.checkpoint, trust_legacy=True))
+    if args.scheduler is not None:
+        if config.get("backend") != "dask":
+            raise CommandError(f"--scheduler joins a Dask cluster, but {args.run_dir} runs on the "
+                               f"{config.get('backend')!r} backend; resume it without --scheduler")
+        config = dict(config, scheduler=args.scheduler)
     return _search(args, args.run_dir, config)
 
 
@@ -641,6 +654,8 @@ def main(argv=None):
     except OSError as error:
         # Our own messages (e.g. "not a run directory") name no file; the system's get the file and a fix.
         text = str(error) if error.filename is None else f"{_describe_os_error(error)}; {_retry_hint(args)}"
+        if isinstance(error, SchedulerLostError) and getattr(args, "run_dir", None) is not None:
+            text += f", then continue with 'deap-lossgp resume {args.run_dir}'"
         print(f"deap-lossgp {args.command}: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

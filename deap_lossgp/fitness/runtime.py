@@ -30,7 +30,7 @@ import warnings
 from .devices import allow_memory_growth, pin_gpu
 
 __all__ = ["configure_tensorflow", "configured_threads", "worker_initializer", "auto_threads", "quiet_tensorflow",
-           "verbose_tensorflow", "import_tensorflow", "import_keras"]
+           "verbose_tensorflow", "verbose_requested", "import_tensorflow", "import_keras"]
 
 # Set once this process imports TensorFlow quietly; inherited by worker processes, which then do too.
 _QUIET = "DEAP_LOSSGP_QUIET_TENSORFLOW"
@@ -107,7 +107,7 @@ def auto_threads(workers):
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def worker_initializer(tf_threads, parent=None):
+def worker_initializer(tf_threads, parent=None, claim_gpu=True):
     """Configure a worker process before its first task.
 
     :param tf_threads: an int, ``"auto"`` (this host's cores shared by
@@ -116,6 +116,10 @@ def worker_initializer(tf_threads, parent=None):
     :param parent: the pid of the process that owns this worker (a pool's
                    parent), or ``None``.  The worker then dies with it,
                    however it ends (even ``SIGKILL``), and leaves Ctrl-C to it.
+    :param claim_gpu: claim one of the host's GPUs by the slot lock files
+                      (:func:`~deap_lossgp.fitness.devices.pin_gpu`);
+                      ``False`` when the cluster pins each worker to its GPU
+                      itself (Dask workers started with one GPU each).
     :returns: ``None``.
     """
     if parent is not None:
@@ -126,13 +130,24 @@ def worker_initializer(tf_threads, parent=None):
         import scoop
 
         tf_threads = auto_threads(getattr(scoop, "SIZE", None) or 1)
-    pin_gpu()  # before TensorFlow starts: one GPU per worker
+    if claim_gpu:
+        pin_gpu()  # before TensorFlow starts: one GPU per worker
     configure_tensorflow(tf_threads)
+
+
+def verbose_requested():
+    """Whether the user asked for the log lines of the libraries we run
+    (``DEAP_LOSSGP_VERBOSE=1``, set by :func:`verbose_tensorflow` and the
+    command line's ``--verbose``).
+
+    :returns: a :class:`bool`.
+    """
+    return os.environ.get(_VERBOSE, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _quiet_wanted():
     """Whether TensorFlow is to be imported quietly (see the module's description)."""
-    if os.environ.get(_VERBOSE, "").strip().lower() not in ("", "0", "false", "no"):
+    if verbose_requested():
         return False
     # Our own setting, inherited or set here, is not the user's.
     return os.environ.get(_QUIET) == "1" or "TF_CPP_MIN_LOG_LEVEL" not in os.environ

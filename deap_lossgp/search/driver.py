@@ -93,7 +93,7 @@ ALGORITHMS = {
 
 
 def make_config(preset="quick", algorithm="sample-tournament", search_seed=0, backend="process", workers=None,
-                **overrides):
+                scheduler=None, **overrides):
     """Validate and assemble a search configuration.
 
     :param preset: preset name (see :mod:`deap_lossgp.search.presets`).
@@ -104,19 +104,24 @@ def make_config(preset="quick", algorithm="sample-tournament", search_seed=0, ba
                         generators): the initial population and every
                         variation.  The training seed is the fitness
                         setting ``seed`` (``seed=...`` in *overrides*).
-    :param backend: ``"serial"``, ``"process"`` or ``"scoop"``.
-    :param workers: worker processes for ``"process"`` (default: CPU cores).
+    :param backend: ``"serial"``, ``"process"``, ``"scoop"`` or ``"dask"``.
+    :param workers: worker processes for ``"process"`` and for the local
+                    cluster of ``"dask"`` (default: CPU cores), or the
+                    trainings at once on an existing Dask cluster (default:
+                    its workers).
+    :param scheduler: ``"dask"`` only: an existing scheduler's address or
+                      scheduler file (``None``: a local cluster); stored, so
+                      ``resume`` joins it again.
     :param overrides: preset fields to override (e.g. ``population=4``,
                       ``epochs=2``, ``seed=1``, ``mode="thesis"``).
     :returns: a JSON-serialisable dict.
     :raises ValueError: on an unknown algorithm, preset or field, or a bad value.
     """
-    from .parallel import BACKENDS, get_map
+    from .parallel import check_backend, get_map
 
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    check_backend(backend, scheduler)
     if workers is not None:
         check_int("workers", workers, 1)
     _check_seed(search_seed)
@@ -125,7 +130,11 @@ def make_config(preset="quick", algorithm="sample-tournament", search_seed=0, ba
     resolved = get_preset(preset, mode=mode, **overrides)  # validates every field now, not mid-run
     if resolved.search.inflight is None and algorithm == "async-sample-tournament":
         # Stored as a number, so a resume on a machine with another core count runs the same search.
-        count = workers if backend == "process" and workers else get_map(backend, workers=workers).workers
+        if backend == "process" and workers:
+            count = workers
+        else:
+            with get_map(backend, workers=workers, scheduler=scheduler) as probe:  # an existing cluster: its workers
+                count = probe.workers
         resolved = dataclasses.replace(resolved, search=resolved.search.replace(inflight=2 * count))
     get_model_builder(resolved.fitness.model)  # the user's own model path: imported now, to fail before the run
     return {
@@ -135,6 +144,7 @@ def make_config(preset="quick", algorithm="sample-tournament", search_seed=0, ba
         "search_seed": int(search_seed),
         "backend": backend,
         "workers": workers,
+        "scheduler": scheduler,
         "resolved": {"fitness": resolved.fitness.to_dict(), "search": resolved.search.to_dict()},
         "versions": environment(),
     }
@@ -362,8 +372,8 @@ def run_search(run_dir, config, population=None, stream=None, progress=True, on_
     settings = resolve_config(config)
     search_seed(config)
     # The fitness setting owns TensorFlow's thread count; the map applies it in every worker (0: the map's share).
-    inner = get_map(config["backend"], workers=config["workers"],
-                    tf_threads=settings[0].threads or "auto")  # refuses scoop outside python -m scoop
+    inner = get_map(config["backend"], workers=config["workers"], tf_threads=settings[0].threads or "auto",
+                    scheduler=config.get("scheduler"))  # refuses scoop outside python -m scoop
     run = RunDirectory(run_dir)
     if run.path.exists() and not run.path.is_dir():
         raise ValueError(f"{run.path} is a file, not a run directory; give a directory for the run")

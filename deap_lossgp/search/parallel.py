@@ -24,6 +24,15 @@ Backends:
     evaluations too, and a submitted item waiting in this process's queue can
     be cancelled; once SCOOP has sent it to another worker it runs.
 
+``"dask"``
+    `Dask distributed <https://distributed.dask.org>`_, for several machines
+    and GPU clusters (:class:`DaskMap`): a local cluster of single-thread
+    worker processes, or an existing scheduler (``dask scheduler`` and
+    ``dask worker``, ``dask-jobqueue`` on SLURM or PBS, ``dask-cuda`` with
+    one worker per GPU), optionally over TLS. A worker that dies has its
+    training run again on another worker. Needs ``pip install
+    'deap_lossgp[dask]'``; ``docs/parallel.rst`` has the recipes.
+
 .. warning::
 
    SCOOP's broker listens on all network interfaces and its workers exchange
@@ -57,12 +66,14 @@ What every backend guarantees:
   neither your creator classes nor the script that defines them. The evaluator
   therefore receives a plain tree (its fitness is set by the algorithm, not by
   the evaluator). Other individuals are sent unchanged and must be picklable.
-* The ``"process"`` backend's workers die with the process that started them,
+* The ``"process"`` backend's workers, and those of the local cluster the
+  ``"dask"`` backend starts, die with the process that started them,
   however it ends (an exception, Ctrl-C, ``SIGTERM`` or ``SIGKILL``: on Linux
   the kernel kills them, elsewhere they notice within a second), and they
   leave Ctrl-C to it, so an interrupted search prints no worker traceback.
   SCOOP starts and stops its own workers (and may run them on other hosts):
-  stop a SCOOP search by stopping its launcher, ``python -m scoop``.
+  stop a SCOOP search by stopping its launcher, ``python -m scoop``. The
+  workers of an existing Dask cluster belong to it and keep running.
 * Each worker sets TensorFlow's thread pools once, before its first evaluation,
   so that the workers of one machine share its cores instead of each using all
   of them (see :func:`get_map`'s *tf_threads*). An evaluator that sets its own
@@ -74,31 +85,41 @@ What every backend guarantees:
 
 import concurrent.futures
 import contextlib
+import functools
+import importlib.util
 import itertools
+import logging
 import multiprocessing
 import os
 import random
 import signal
+import warnings
+import weakref
 from operator import attrgetter
 
 import numpy
 from deap import gp
 
-from ..fitness.runtime import auto_threads, worker_initializer
+from ..fitness.devices import list_gpus
+from ..fitness.runtime import auto_threads, verbose_requested, worker_initializer
 
-__all__ = ["BACKENDS", "get_map", "SerialMap", "SerialFuture", "ProcessMap", "ScoopMap", "portable"]
+__all__ = ["BACKENDS", "get_map", "check_backend", "SerialMap", "SerialFuture", "ProcessMap", "ScoopMap", "DaskMap",
+           "DaskFuture", "SchedulerLostError", "portable"]
 
-BACKENDS = ("serial", "process", "scoop")
+BACKENDS = ("serial", "process", "scoop", "dask")
 
 
-def get_map(backend="serial", workers=None, tf_threads="auto"):
+def get_map(backend="serial", workers=None, tf_threads="auto", scheduler=None, gpu=None):
     """Make a ``map`` function to register as ``toolbox.map``.
 
-    :param backend: ``"serial"``, ``"process"`` or ``"scoop"`` (see the module
-                    documentation).
-    :param workers: Number of worker processes for ``"process"`` (default: the
-                    number of CPU cores). Ignored by ``"serial"``; for
-                    ``"scoop"`` the number of workers is SCOOP's ``-n``.
+    :param backend: ``"serial"``, ``"process"``, ``"scoop"`` or ``"dask"``
+                    (see the module documentation).
+    :param workers: Number of worker processes for ``"process"`` and for the
+                    local cluster of ``"dask"`` (default: the number of CPU
+                    cores), or the trainings at once on an existing Dask
+                    cluster (default: its workers when the map connects).
+                    Ignored by ``"serial"``; for ``"scoop"`` the number of
+                    workers is SCOOP's ``-n``.
     :param tf_threads: TensorFlow threads (intra- and inter-op) per worker: an
                        :class:`int`, ``"auto"`` (the machine's cores divided
                        by the workers, at least 1) or ``None`` to leave
@@ -107,26 +128,53 @@ def get_map(backend="serial", workers=None, tf_threads="auto"):
                        With ``"scoop"`` across several machines, ``"auto"``
                        divides each host's cores by the total number of
                        workers; pass the number explicitly if hosts differ.
+                       So does ``"dask"`` on an existing cluster.
                        Ignored by ``"serial"``.
-    :returns: A :class:`SerialMap`, :class:`ProcessMap` or :class:`ScoopMap`:
-              called like the built-in :func:`map` (returning a :class:`list`),
-              with :meth:`close` and usable as a context manager.
-    :raises ValueError: on an unknown backend, a bad worker or thread count, or
+    :param scheduler: ``"dask"`` only: the address of an existing scheduler
+                      (``HOST:PORT``, ``tcp://...``, ``tls://...``) or the
+                      path of its scheduler file; ``None`` starts a local
+                      cluster.
+    :param gpu: ``"dask"`` only: whether each training asks for one ``GPU``
+                worker resource (see :class:`DaskMap`).
+    :returns: A :class:`SerialMap`, :class:`ProcessMap`, :class:`ScoopMap` or
+              :class:`DaskMap`: called like the built-in :func:`map`
+              (returning a :class:`list`), with :meth:`close` and usable as a
+              context manager.
+    :raises ValueError: on an unknown backend, a bad worker or thread count,
                         ``"scoop"`` when the program was not started with
-                        ``python -m scoop``.
+                        ``python -m scoop``, ``"dask"`` without the
+                        ``distributed`` package, or a scheduler or GPU
+                        setting for another backend.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown map backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    check_backend(backend, scheduler, gpu)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive integer or None, got {workers!r}")
     if not (tf_threads is None or tf_threads == "auto"
             or (isinstance(tf_threads, int) and not isinstance(tf_threads, bool) and tf_threads >= 1)):
         raise ValueError(f"tf_threads must be a positive integer, 'auto' or None, got {tf_threads!r}")
+    if backend == "dask":
+        return DaskMap(scheduler=scheduler, workers=workers, tf_threads=tf_threads, gpu=gpu)
     if backend == "serial":
         return SerialMap()
     if backend == "process":
         return ProcessMap(workers=workers, tf_threads=tf_threads)
     return ScoopMap(tf_threads=tf_threads)
+
+
+def check_backend(backend, scheduler=None, gpu=None):
+    """Check a backend name and the settings that only the ``"dask"`` backend takes.
+
+    :param backend: the backend's name.
+    :param scheduler: a Dask scheduler address or file, or ``None``.
+    :param gpu: a Dask GPU setting, or ``None``.
+    :returns: ``None``.
+    :raises ValueError: on an unknown backend, or a scheduler or GPU setting for another backend.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown map backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend != "dask" and (scheduler is not None or gpu is not None):
+        raise ValueError(f"a Dask scheduler (--scheduler) or GPU setting needs the dask backend, not "
+                         f"{backend!r}; add --backend dask")
 
 
 def portable(individual):
@@ -455,3 +503,385 @@ class ScoopMap(_MapBase):
         from scoop import futures as scoop_futures
 
         return next(scoop_futures.as_completed(list(futures)))
+
+
+class SchedulerLostError(ConnectionError):
+    """The Dask scheduler went away while the search was running.
+
+    The evaluations in flight are lost; the run's checkpoint is not, so the
+    search continues exactly where it was with ``deap-lossgp resume RUN``
+    once a scheduler (and its workers) runs again.
+    """
+
+
+def _import_distributed():
+    """Import Dask's ``distributed``, keeping its log lines out of the user's output.
+
+    Its INFO lines (a worker started, a connection made) and the warnings
+    about a lost worker, which :class:`DaskMap` reports itself, are
+    dropped unless the user asked for them (``DEAP_LOSSGP_VERBOSE=1``,
+    ``--verbose``); errors still show.
+    """
+    quiet = not verbose_requested()
+    if quiet:
+        # Read by dask's configuration at import, here and in the workers a local cluster starts.
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+    import distributed
+
+    _dask_random_generator()
+    if quiet:
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        # Its errors reach the map as exceptions, reported in one line (a lost scheduler: no reconnect traceback).
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+    return distributed
+
+
+def _dask_random_generator():
+    """Give Dask's modules a random generator of their own instead of Python's global one.
+
+    Dask draws from :mod:`random` in its own threads (connection back-off,
+    choosing a worker to gather from, sampling a message before compressing
+    it, estimating sizes), at moments that depend on timing: after a worker
+    died, for instance. In the search's process the global generator is the
+    algorithm's, and in a worker Keras seeds every layer it builds from it
+    (after ``set_random_seed``), so such a draw would change the search or
+    a training.
+    """
+    import importlib
+
+    generator = random.Random()
+    for name in ("dask.sizeof", "distributed.comm.core", "distributed.utils_comm", "distributed.scheduler",
+                 "distributed.worker"):
+        module = importlib.import_module(name)
+        if getattr(module, "random", None) is random:
+            module.random = generator
+    compression = importlib.import_module("distributed.protocol.compression")
+    if getattr(compression, "randint", None) == random.randint:
+        compression.randint = generator.randint
+
+
+def _setup_dask_worker(tf_threads, workers, parent):
+    """Configure a Dask worker process (run by the cluster on every worker, also on those that join later).
+
+    :param tf_threads: an int, ``"auto"`` (this host's cores divided by *workers*) or ``None``.
+    :param workers: the number of workers that share a host's cores under ``"auto"``.
+    :param parent: the pid of the process that started a local cluster, or ``None``.
+    """
+    if tf_threads == "auto":
+        tf_threads = auto_threads(workers)
+    _import_distributed()  # its logging and random generator, in this worker too
+    # The cluster gives each worker its GPU (dask-cuda, CUDA_VISIBLE_DEVICES), not the slot lock files.
+    worker_initializer(tf_threads, parent, claim_gpu=False)
+
+
+class DaskMap(_MapBase):
+    """Evaluate on a Dask distributed cluster.
+
+    Without *client* or *scheduler* the map starts a local cluster on first
+    use (``LocalCluster(n_workers=workers, threads_per_worker=1,
+    processes=True)``, listening on this machine only, no dashboard), whose
+    workers die with this process; otherwise it joins the given cluster,
+    whose workers must run one thread each (``dask worker ADDRESS --nthreads
+    1``), so a worker trains one model at a time and keeps its compiled
+    model between trainings. Every worker, including one that joins later or
+    replaces a dead one, sets TensorFlow's threads before its first training
+    (:func:`~deap_lossgp.fitness.runtime.worker_initializer`).
+
+    A worker that dies mid-training has the training run again on another
+    worker by Dask's scheduler (the local cluster allows a training 2 lost
+    workers before it fails; an existing scheduler keeps its
+    ``distributed.scheduler.allowed-failures``). The result is the same:
+    a training gives the same result wherever it runs. Each such rerun is
+    counted in :attr:`reruns` and reported by a :class:`RuntimeWarning`
+    (``deap-lossgp`` prints it as one warning line). A lost scheduler
+    raises :class:`SchedulerLostError`.
+
+    :param client: A ``distributed.Client`` of your own (left open by
+                   :meth:`close`), or ``None``.
+    :param scheduler: The address of an existing scheduler (``HOST:PORT``,
+                      ``tcp://...``, ``tls://...``; TLS certificates come
+                      from Dask's configuration) or the path of its
+                      scheduler file, or ``None``.
+    :param workers: Workers of the local cluster (default: the number of
+                    CPU cores, or of GPUs with *gpu*); on an existing
+                    cluster, the trainings sent at once (default: the
+                    workers it has when the map connects, at least one).
+    :param tf_threads: TensorFlow threads per worker: an :class:`int`,
+                       ``"auto"`` (the worker's host cores divided by
+                       *workers*, at least 1) or ``None``.
+    :param gpu: Whether each training asks for one ``GPU`` worker resource
+                (``resources={"GPU": 1}``), so a GPU runs one training at a
+                time; this replaces the slot lock files of the other
+                backends. ``None`` decides: ``True`` if a worker offers the
+                resource (on an existing cluster) or this machine has GPUs
+                (local cluster, which then needs ``dask-cuda``).
+    :raises ValueError: without the ``distributed`` package, or with both
+                        *client* and *scheduler*.
+    """
+
+    #: Lost workers a training survives on the local cluster before it fails.
+    ALLOWED_FAILURES = 2
+
+    def __init__(self, client=None, scheduler=None, workers=None, tf_threads="auto", gpu=None):
+        if importlib.util.find_spec("distributed") is None:
+            raise ValueError("the 'dask' backend needs Dask's distributed package; "
+                             "install it with pip install 'deap_lossgp[dask]'")
+        if client is not None and scheduler is not None:
+            raise ValueError("give DaskMap a client or a scheduler address, not both")
+        self.scheduler = None if scheduler is None else str(scheduler)
+        self.tf_threads = tf_threads
+        self.gpu = gpu
+        #: Trainings run again because the worker running them died.
+        self.reruns = 0
+        self._client = client
+        self._own_client = client is None
+        self._cluster = None  # a finalizer that stops the local cluster's process
+        self._cluster_process = None
+        self._ready = False
+        self._lost = set()  # keys of tasks that were running on a worker that died
+        self._workers = workers
+        if client is None and scheduler is None and workers is None:
+            self._workers = (len(list_gpus()) if gpu else 0) or os.cpu_count() or 1
+
+    @property
+    def workers(self):
+        """How many trainings run at the same time (connects to an existing cluster to count its workers)."""
+        if self._workers is None:
+            self._start()
+        return self._workers
+
+    @property
+    def client(self):
+        """The ``distributed.Client`` in use (starting the local cluster or connecting first).
+
+        :returns: the client.
+        """
+        self._start()
+        return self._client
+
+    def _start(self):
+        if self._ready:
+            return
+        distributed = _import_distributed()
+        if self._client is None:
+            if self.scheduler is None:
+                self._start_local_cluster(distributed)
+            else:
+                self._client = self._connect(distributed)
+        info = self._client.scheduler_info(n_workers=-1)["workers"]
+        if self._workers is None:
+            if not info:
+                self._client.wait_for_workers(1)
+                info = self._client.scheduler_info(n_workers=-1)["workers"]
+            self._workers = len(info)
+        threaded = sorted({worker["nthreads"] for worker in info.values()} - {1})
+        if threaded:
+            raise ValueError(f"the Dask workers of the scheduler at {self._address()} run {threaded[0]} threads "
+                             "each; start them with one thread (dask worker ADDRESS --nthreads 1) so each trains "
+                             "one model at a time")
+        offered = any(worker.get("resources", {}).get("GPU") for worker in info.values())
+        if self.gpu is None:
+            self.gpu = offered
+        elif self.gpu and info and not offered:
+            raise ValueError(f"no Dask worker of the scheduler at {self._address()} offers a GPU resource; start "
+                             "one worker per GPU with dask worker ADDRESS --nthreads 1 --resources GPU=1 "
+                             "(CUDA_VISIBLE_DEVICES set to its GPU) or dask cuda worker ADDRESS --resources GPU=1")
+        parent = self._cluster_process.pid if self._cluster is not None else None
+        self._client.register_worker_callbacks(
+            functools.partial(_setup_dask_worker, self.tf_threads, self._workers, parent))
+        self._client.subscribe_topic("all", self._worker_event)
+        self._ready = True
+
+    def _start_local_cluster(self, distributed):
+        gpu = bool(list_gpus()) if self.gpu is None else self.gpu
+        if gpu and importlib.util.find_spec("dask_cuda") is None:
+            raise ValueError("a local Dask cluster on GPUs needs dask-cuda (one worker per GPU); install it with "
+                             "pip install dask-cuda, or use the 'process' backend")
+        # No dashboard; the scheduler's HTTP routes (health) on a free loopback port, not the shared 8787.
+        options = dict(n_workers=self._workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                       scheduler_kwargs={"allowed_failures": self.ALLOWED_FAILURES,
+                                         "dashboard_address": "127.0.0.1:0"})
+        connection, remote = multiprocessing.get_context("spawn").Pipe()
+        # Not a daemon: a daemon may not start processes, and the cluster's workers are its children.
+        process = multiprocessing.get_context("spawn").Process(
+            target=_serve_local_cluster, args=(options, gpu, remote, os.getpid()), name="dask-local-cluster")
+        with _sigint_ignored():
+            process.start()
+        remote.close()
+        self._cluster_process = process
+        self._cluster = weakref.finalize(self, _stop_local_cluster, process, connection)
+        try:
+            address = connection.recv()
+        except EOFError:
+            self._cluster()
+            raise RuntimeError("the local Dask cluster did not start (its process ended); run with "
+                               "DEAP_LOSSGP_VERBOSE=1 to see Dask's messages") from None
+        self._client = distributed.Client(address)
+
+    def _connect(self, distributed):
+        target = {"scheduler_file": self.scheduler} if os.path.isfile(self.scheduler) else {"address": self.scheduler}
+        try:
+            return distributed.Client(**target)
+        except OSError as error:
+            raise ConnectionError(f"cannot reach the Dask scheduler at {self.scheduler} ({error}); start it "
+                                  "(dask scheduler) and its workers, or give the right address") from None
+
+    def _address(self):
+        if self._client is not None and self._client.scheduler is not None:
+            return self._client.scheduler.address
+        return self.scheduler
+
+    def _worker_event(self, event):
+        # Runs in the client's thread: a worker left; the trainings it was running are rerun elsewhere.
+        _, message = event
+        if isinstance(message, dict) and message.get("action") == "remove-worker" and not message.get("expected"):
+            self._lost.update(message.get("processing-tasks") or ())
+
+    def submit(self, function, item):
+        """Send ``function(item)`` to the cluster (``Client.submit``).
+
+        :param function: The function; it must be picklable.
+        :param item: Its argument (sent as :func:`portable` makes it).
+        :returns: A :class:`DaskFuture`.
+        :raises SchedulerLostError: if the scheduler is gone.
+        """
+        client = self.client
+        if client.status != "running":
+            raise self._lost_scheduler()
+        # pure=False: a tree trained twice (a new replicate, a refresh) is two tasks, never one cached result.
+        future = client.submit(_Task(function, None), portable(item), pure=False,
+                               resources={"GPU": 1} if self.gpu else None)
+        return DaskFuture(future, self)
+
+    def first_completed(self, futures):
+        """Wait until one of *futures* has finished (``distributed.wait(..., return_when="FIRST_COMPLETED")``).
+
+        :param futures: Futures from :meth:`submit`, none cancelled.
+        :returns: The earliest submitted of those that have finished.
+        """
+        from distributed import wait
+
+        done, _ = wait([future.future for future in futures], return_when="FIRST_COMPLETED")
+        keys = {future.key for future in done}
+        first = next(future for future in futures if future.future.key in keys)
+        if first.future.key in self._lost and first.future.status == "finished":
+            self._lost.discard(first.future.key)
+            self.reruns += 1
+            warnings.warn(f"a Dask worker died during a training, which then ran on another worker "
+                          f"({self.reruns} rerun{'s' if self.reruns > 1 else ''} so far)", RuntimeWarning,
+                          stacklevel=2)
+        return first
+
+    def _lost_scheduler(self):
+        return SchedulerLostError(f"the Dask scheduler at {self._address()} was lost; restart it and its workers")
+
+    def close(self):
+        """Close the client and the local cluster this map started (a client of yours stays open).
+
+        :returns: None
+        """
+        client, cluster, self._cluster = self._client, self._cluster, None
+        self._ready = False
+        if client is not None:
+            if client.status == "running":
+                client.unsubscribe_topic("all")
+            if self._own_client:
+                self._client = None
+                client.close()
+        if cluster is not None:
+            cluster()
+
+    def terminate(self):
+        """Stop now, abandoning running trainings: the local cluster's workers are killed, then it is closed.
+
+        :returns: None
+        """
+        if self._cluster is not None:
+            import psutil  # a dependency of distributed
+
+            # Killed first, the workers do not hold up the cluster's close while they finish their trainings.
+            for worker in psutil.Process(self._cluster_process.pid).children():
+                worker.kill()
+        self.close()
+
+
+def _serve_local_cluster(options, gpu, connection, parent):
+    """Hold the local cluster of a :class:`DaskMap` in a process of its own.
+
+    The scheduler's work then does not compete with the algorithm for the
+    search process's interpreter, and the cluster dies with the search: this
+    process dies with the map's, and the workers, its children, with it.
+    """
+    worker_initializer(None, parent)  # dies with the map's process and leaves Ctrl-C to it
+    distributed = _import_distributed()
+    if gpu:
+        from dask_cuda import LocalCUDACluster
+
+        cluster = LocalCUDACluster(resources={"GPU": 1}, **options)
+    else:
+        cluster = distributed.LocalCluster(**options)
+    with cluster:
+        connection.send(cluster.scheduler_address)
+        try:
+            connection.recv()  # until the map stops the cluster or goes away
+        except EOFError:
+            pass
+
+
+def _stop_local_cluster(process, connection):
+    """Stop a local cluster's process: its workers end with it."""
+    try:
+        connection.send("stop")
+    except OSError:  # it has ended already
+        pass
+    connection.close()
+    process.join(timeout=30)
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
+class DaskFuture:
+    """A Dask future under the :class:`~deap_lossgp.evaluation.Executor` contract.
+
+    :param future: The ``distributed.Future``.
+    :param owner: The :class:`DaskMap` that submitted it.
+
+    .. attribute:: future
+
+       The ``distributed.Future``.
+    """
+
+    def __init__(self, future, owner):
+        self.future = future
+        self._owner = owner
+        self._cancelled = False
+
+    def result(self):
+        """The return value.
+
+        :returns: What the function returned (its exception propagates).
+        :raises concurrent.futures.CancelledError: if it was cancelled.
+        :raises SchedulerLostError: if the scheduler was lost first.
+        """
+        if self._cancelled:
+            raise concurrent.futures.CancelledError()
+        if self.future.status == "cancelled":
+            raise self._owner._lost_scheduler()
+        return self.future.result()
+
+    def cancel(self):
+        """Cancel the training unless it has finished: it leaves the queue, or
+        its result is discarded if it is running.
+
+        :returns: ``True`` if its result will never be used, ``False`` if it has finished.
+        """
+        if self.future.done():
+            return False
+        self.future.cancel()
+        self._cancelled = True
+        return True
+
+    def cancelled(self):
+        """:returns: whether :meth:`cancel` was called."""
+        return self._cancelled
