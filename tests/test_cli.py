@@ -48,7 +48,8 @@ def test_evolve_writes_a_complete_run_directory_then_show_export_resume(tmp_path
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "run"
     args = ["evolve", "--population", "4", "--generations", "1", "--epochs", "1", "--backend", "serial",
-            "--set", "confirm_top=2", "--set", "confirm_seeds=2", "--output", str(run_dir), "--quiet"]
+            "--set", "confirm_top=2", "--set", "confirm_seeds=2", "--set", 'tasks=["digits"]',
+            "--set", "max_train_samples=200", "--set", "race_top=2", "--output", str(run_dir), "--quiet"]
     assert main(args) == 0
     for name in ("config.json", "checkpoint.pkl", "evaluations.jsonl", "logbook.csv", "best.json", "best_loss.py",
                  "fitness.png"):

@@ -462,8 +462,9 @@ def test_checkpoint_header_states_format_version_length_and_digest(tmp_path):
 
 @pytest.mark.slow
 def test_a_search_killed_mid_generation_resumes_to_the_same_result_without_duplicates(tmp_path):
-    args = ["--population", "8", "--generations", "3", "--epochs", "1", "--backend", "serial", "--quiet",
-            "--set", 'tasks=["digits"]', "--set", "confirm_top=2", "--set", "confirm_seeds=2"]
+    args = ["--population", "8", "--generations", "2", "--epochs", "1", "--backend", "serial", "--quiet",
+            "--set", 'tasks=["digits"]', "--set", "max_train_samples=200", "--set", "race_top=2",
+            "--set", "confirm_top=2", "--set", "confirm_seeds=2"]
 
     def cli(*extra):
         return [sys.executable, "-m", "deap_lossgp.app.cli", *extra]
