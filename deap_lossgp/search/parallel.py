@@ -401,8 +401,8 @@ class ProcessMap(_MapBase):
                 # Workers die with this process, however it ends.
                 initargs=(self.tf_threads, os.getpid()),
             )
-        # Workers start while tasks are submitted: they inherit an ignored Ctrl-C from their first instruction.
-        with _sigint_ignored():
+        # Workers start while tasks are submitted: they inherit a blocked Ctrl-C from their first instruction.
+        with _sigint_deferred():
             # The initializer has configured TensorFlow already: tasks skip it.
             return self._executor.submit(_Task(function, None), portable(item))
 
@@ -447,16 +447,30 @@ class ProcessMap(_MapBase):
 
 
 @contextlib.contextmanager
-def _sigint_ignored():
+def _sigint_deferred():
+    """Start worker processes with Ctrl-C blocked; hold this process's Ctrl-C until they have started.
+
+    A worker inherits the blocked signal through fork and exec, so a Ctrl-C sent to the terminal's
+    process group cannot interrupt it before its initializer ignores the signal (a traceback per
+    worker).  A Ctrl-C that reaches this process meanwhile is held, not dropped as an ignored one
+    would be, and handled as usual when the block ends.
+    """
+    received = []
     try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
     except ValueError:  # not the main thread, which alone receives signals
         yield
         return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         signal.signal(signal.SIGINT, previous)
+    if received and callable(previous):
+        previous(signal.SIGINT, None)
+    elif received and previous == signal.SIG_DFL:
+        raise KeyboardInterrupt
 
 
 class ScoopMap(_MapBase):
@@ -705,7 +719,7 @@ class DaskMap(_MapBase):
         # Not a daemon: a daemon may not start processes, and the cluster's workers are its children.
         process = multiprocessing.get_context("spawn").Process(
             target=_serve_local_cluster, args=(options, gpu, remote, os.getpid()), name="dask-local-cluster")
-        with _sigint_ignored():
+        with _sigint_deferred():
             process.start()
         remote.close()
         self._cluster_process = process
