@@ -127,13 +127,21 @@ def test_pool_workers_and_resource_tracker_die_with_their_parent(tmp_path, how):
 
 
 @pytest.mark.slow
+def _terminal_ctrl_c():
+    # A shell starts a command with Ctrl-C at its default; this test process may have it ignored or blocked
+    # (code run in it, such as a worker initializer, does that), which the command would inherit.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_prints_one_line_with_the_run_path_and_no_worker_traceback(tmp_path):
     run_dir = tmp_path / "my-run"
     with open(tmp_path / "err.txt", "w") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "deap_lossgp.app.cli", "evolve", "--population", "4", "--generations", "3",
              "--epochs", "1", "--workers", "2", "--output", str(run_dir), "--quiet"],
-            stdout=subprocess.DEVNULL, stderr=err, start_new_session=True, cwd=tmp_path)
+            stdout=subprocess.DEVNULL, stderr=err, start_new_session=True, cwd=tmp_path,
+            preexec_fn=_terminal_ctrl_c)
     children = []
     try:
         deadline = time.monotonic() + 120
