@@ -188,11 +188,17 @@ def test_files_are_named_by_hashes_only_and_each_data_hash_is_computed_once(tmp_
     assert len(list(store.iterdir())) == 3 and fake.calls == 3
 
 
-def test_a_failed_write_names_the_file_and_leaves_no_temporary_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(baseline, "train_model", _FakeTraining())
+def _counted_digits(monkeypatch):
+    """A small digits task, its setting, and counting fake trainings in place of get_baseline's."""
+    fake = _FakeTraining()
+    monkeypatch.setattr(baseline, "train_model", fake)
     config = FitnessConfig(tasks=["digits"], max_train_samples=50)
     task = config.resolved_tasks()[0]
-    data = load_task(task, config.seed, config.validation_split)
+    return fake, config, task, load_task(task, config.seed, config.validation_split)
+
+
+def test_a_failed_write_names_the_file_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    _, config, task, data = _counted_digits(monkeypatch)
     real_fdopen = os.fdopen
 
     class Full:
@@ -219,11 +225,7 @@ def test_a_failed_write_names_the_file_and_leaves_no_temporary_file(tmp_path, mo
 
 
 def test_a_damaged_stored_baseline_is_trained_again(tmp_path, monkeypatch):
-    fake = _FakeTraining()
-    monkeypatch.setattr(baseline, "train_model", fake)
-    config = FitnessConfig(tasks=["digits"], max_train_samples=50)
-    task = config.resolved_tasks()[0]
-    data = load_task(task, config.seed, config.validation_split)
+    fake, config, task, data = _counted_digits(monkeypatch)
     baseline.get_baseline(task, data, config, tmp_path)
     (stored,) = tmp_path.iterdir()
     stored.write_text("{not json")
@@ -232,11 +234,7 @@ def test_a_damaged_stored_baseline_is_trained_again(tmp_path, monkeypatch):
 
 
 def test_a_symbolic_link_planted_in_the_cache_is_refused_not_read(tmp_path, monkeypatch):
-    fake = _FakeTraining()
-    monkeypatch.setattr(baseline, "train_model", fake)
-    config = FitnessConfig(tasks=["digits"], max_train_samples=50)
-    task = config.resolved_tasks()[0]
-    data = load_task(task, config.seed, config.validation_split)
+    fake, config, task, data = _counted_digits(monkeypatch)
     path = baseline.baseline_path(baseline.baseline_settings(task, data, config), tmp_path)
     outside = tmp_path.parent / f"{tmp_path.name}-outside.json"
     outside.write_text('{"settings": null}')
