@@ -222,6 +222,17 @@ FAULT = textwrap.dedent("""
 """)
 
 
+def make_unfinished(run):
+    """Turn a finished run directory back into one that ``resume`` continues.
+
+    :param run: a finished run directory (two generations or more).
+    :returns: None
+    """
+    # The previous checkpoint and a logbook without the last generation.
+    os.replace(run / "checkpoint.pkl.prev", run / "checkpoint.pkl")
+    (run / "logbook.csv").write_text("\n".join((run / "logbook.csv").read_text().splitlines()[:-1]) + "\n")
+
+
 def bad_inputs(work, reference):
     """Run the CLI on bad inputs and simulated faults.
 
@@ -240,22 +251,17 @@ def bad_inputs(work, reference):
         return lambda run: (run / name).write_text(text)
 
     def drop_checkpoint(run):
-        unfinished(run)
+        make_unfinished(run)
         (run / "checkpoint.pkl").unlink()
 
     def empty_state(run):
         from deap_lossgp.checkpoint import save_checkpoint
 
-        unfinished(run)
+        make_unfinished(run)
         save_checkpoint(run / "checkpoint.pkl", {})
 
-    def unfinished(run):
-        # The previous checkpoint and a logbook without the last generation: a run that resume continues.
-        os.replace(run / "checkpoint.pkl.prev", run / "checkpoint.pkl")
-        (run / "logbook.csv").write_text("\n".join((run / "logbook.csv").read_text().splitlines()[:-1]) + "\n")
-
     def untrusted_model(run):
-        unfinished(run)
+        make_unfinished(run)
         config = json.loads((run / "config.json").read_text())
         config["resolved"]["fitness"]["model"] = "this:nothing"
         (run / "config.json").write_text(json.dumps(config))
@@ -278,9 +284,9 @@ def bad_inputs(work, reference):
         ("resume, records but no checkpoint", cli("resume", copy("no-checkpoint", drop_checkpoint))),
         ("resume, config.json model 'this:nothing'", cli("resume", copy("model", untrusted_model))),
         ("resume, disk full",
-         [sys.executable, "-c", FAULT.format(code="ENOSPC"), str(work), "resume", copy("disk-full", unfinished)]),
+         [sys.executable, "-c", FAULT.format(code="ENOSPC"), str(work), "resume", copy("disk-full", make_unfinished)]),
         ("resume, read-only run directory",
-         [sys.executable, "-c", FAULT.format(code="EROFS"), str(work), "resume", copy("read-only", unfinished)]),
+         [sys.executable, "-c", FAULT.format(code="EROFS"), str(work), "resume", copy("read-only", make_unfinished)]),
         ("export, disk full for the --output file",
          [sys.executable, "-c", FAULT.format(code="ENOSPC"), str(work), "export", copy("export-full"), "--output",
           str(work / "loss.py")]),
@@ -342,9 +348,8 @@ def hostile_probes(work, reference, env):
     def copy(edit=None, unfinished=False):
         run = work / f"probe-{next(number)}"
         shutil.copytree(reference, run)
-        if unfinished:  # the previous checkpoint: a run resume continues
-            os.replace(run / "checkpoint.pkl.prev", run / "checkpoint.pkl")
-            (run / "logbook.csv").write_text("\n".join((run / "logbook.csv").read_text().splitlines()[:-1]) + "\n")
+        if unfinished:
+            make_unfinished(run)
         if edit:
             edit(run)
         return str(run)
